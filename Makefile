@@ -1,0 +1,45 @@
+# The README's commands. Everything installs into ./.venv (created on first use).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint typecheck unit e2e bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e . --group dev
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: start the bundled Looker emulator, run the tap into a real target, show what landed
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+## test: lint, type-check and every test (unit, integration, Meltano end-to-end)
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## unit: the fast tests only (no Meltano, no destinations)
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e"
+
+## e2e: the Meltano end-to-end tests into real targets
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e
+
+## bench: speed and memory measurements against the emulator (see benchmarks/RESULTS.md)
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis output demo-output

@@ -1,0 +1,1 @@
+"""tap-looker-query: Looker queries as typed, incremental Singer streams."""

@@ -1,0 +1,538 @@
+"""`LookerClient`: the looker-sdk session, retries, re-login, and streamed query runs.
+
+The looker-sdk never retries and its `SDKError` has no HTTP status (FACTS.md sections 1.4, 7.3),
+so every call, the SDK's own and our streamed runs alike, goes through `send`, which sees the
+status at the transport and retries what is transient. Nothing here knows about Singer.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlparse
+
+import requests
+from looker_sdk.error import SDKError
+from looker_sdk.rtl import api_settings, auth_session, auth_token, serialize, transport
+from looker_sdk.rtl.requests_transport import NullAuth, RequestsTransport
+from looker_sdk.sdk import constants as sdk_constants
+from looker_sdk.sdk.api40 import methods as methods40
+
+from tap_looker_query.schema import LookerField
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Iterator, Mapping, MutableMapping
+
+API_PATH = "/api/4.0"
+USER_AGENT = "tap-looker-query"
+#: HTTP statuses worth another try: rate limits and the errors proxies and Looker send
+#: while overloaded or restarting.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_EXPLORE_FIELDS = (
+    "name,model_name,fields(dimensions({f}),measures({f}),filters({f}),parameters({f}))".format(
+        f="name,label,label_short,type,category,is_numeric,is_timeframe,hidden,description"
+    )
+)
+
+
+class LookerError(Exception):
+    """Looker answered with an error that retrying will not fix."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """Keep the HTTP status next to the message."""
+        super().__init__(message)
+        self.status = status
+
+
+class NotFoundError(LookerError):
+    """Looker answered 404."""
+
+
+class LoginError(LookerError):
+    """Looker refused the API credentials."""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the client needs from the tap's config."""
+
+    base_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    verify_ssl: bool = True
+    timeout: int = 120
+    max_retries: int = 5
+    max_retry_wait: float = 60.0
+    retry_base_wait: float = 1.0
+    max_concurrent_queries: int = 4
+
+
+@dataclass
+class ClientStats:
+    """Counters for the run summary."""
+
+    retries: int = 0
+    relogins: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_retry(self) -> None:
+        """Count one retried request."""
+        with self.lock:
+            self.retries += 1
+
+    def count_relogin(self) -> None:
+        """Count one login forced by a 401."""
+        with self.lock:
+            self.relogins += 1
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+class Retrier:
+    """Exponential backoff with full jitter, honouring `Retry-After`, capped per wait."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        logger: logging.Logger,
+        stats: ClientStats,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Retry up to `settings.max_retries` times, never waiting more than the cap."""
+        self._settings = settings
+        self._logger = logger
+        self._stats = stats
+        self._sleep = sleep
+
+    @property
+    def max_retries(self) -> int:
+        """How many retries one call may make."""
+        return self._settings.max_retries
+
+    def wait(self, attempt: int, reason: str, retry_after: float | None = None) -> None:
+        """Log the retry with its reason and sleep before attempt `attempt + 1`."""
+        cap = self._settings.max_retry_wait
+        if retry_after is not None:
+            delay = min(retry_after, cap)
+        else:
+            delay = random.uniform(0, min(cap, self._settings.retry_base_wait * 2**attempt))  # noqa: S311 - jitter, not crypto
+        self._stats.count_retry()
+        self._logger.warning(
+            "Retrying (%d of %d) in %.1f s: %s",
+            attempt + 1,
+            self._settings.max_retries,
+            delay,
+            reason,
+        )
+        self._sleep(delay)
+
+
+def describe_response(response: requests.Response) -> str:
+    """`HTTP 502 from POST /api/4.0/...: <Looker's message or the body's start>`."""
+    request = response.request
+    path = urlparse(response.url).path
+    text = ""
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join(response.text.split())[:200]
+    else:
+        text = str(body.get("message") or body) if isinstance(body, dict) else str(body)[:200]
+    return f"HTTP {response.status_code} from {request.method} {path}: {text}".rstrip(": ")
+
+
+class Session:
+    """One `requests.Session` with retries, shared by the SDK transport and streamed runs."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        retrier: Retrier,
+        logger: logging.Logger,
+    ) -> None:
+        """Open a connection pool sized for the concurrent queries."""
+        self.settings = settings
+        self.http = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=max(8, settings.max_concurrent_queries * 2)
+        )
+        self.http.mount("http://", adapter)
+        self.http.mount("https://", adapter)
+        self.http.verify = settings.verify_ssl
+        self.http.headers["User-Agent"] = USER_AGENT
+        self.retrier = retrier
+        self.logger = logger
+        self.on_unauthorized: Callable[[], dict[str, str]] | None = None
+
+    def send(  # noqa: PLR0913
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, t.Any] | None = None,
+        data: bytes | str | Mapping[str, str] | None = None,
+        stream: bool = False,
+        timeout: float | None = None,
+        authenticated: bool = True,
+    ) -> requests.Response:
+        """Send a request, retrying transient failures; return the final response.
+
+        Transient: connection errors, read timeouts, 429/500/502/503/504 (Retry-After honoured).
+        A 401 on an authenticated call logs in again once (Looker revoked the token early).
+        Other statuses come back to the caller, which knows what they mean there.
+        """
+        request_headers = dict(headers or {})
+        relogged = False
+        attempt = 0
+        path = urlparse(url).path
+        while True:
+            try:
+                response = self.http.request(
+                    method,
+                    url,
+                    headers=request_headers,
+                    params=params,
+                    data=data,
+                    stream=stream,
+                    timeout=timeout or self.settings.timeout,
+                    auth=NullAuth(),
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt >= self.retrier.max_retries:
+                    raise
+                self.retrier.wait(attempt, f"{method} {path}: {type(exc).__name__}: {exc}")
+                attempt += 1
+                continue
+            status = response.status_code
+            if status == 401 and authenticated and not relogged and self.on_unauthorized:  # noqa: PLR2004
+                response.close()
+                self.logger.warning("Looker rejected the API token (401); logging in again")
+                request_headers.update(self.on_unauthorized())
+                relogged = True
+                continue
+            if status in RETRYABLE_STATUSES and attempt < self.retrier.max_retries:
+                reason = describe_response(response)
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                response.close()
+                self.retrier.wait(attempt, reason, retry_after)
+                attempt += 1
+                continue
+            return response
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.http.close()
+
+
+class _Transport(RequestsTransport):
+    """The looker-sdk transport, sending through `Session.send` so SDK calls retry too."""
+
+    def __init__(self, settings: transport.PTransportSettings, session: Session) -> None:
+        super().__init__(settings, session.http)
+        self._session = session
+
+    def request(  # noqa: PLR0913, PLR0917 - the SDK transport's signature
+        self,
+        method: transport.HttpMethod,
+        path: str,
+        query_params: MutableMapping[str, str] | None = None,
+        body: bytes | None = None,
+        authenticator: transport.TAuthenticator = None,
+        transport_options: transport.TransportOptions | None = None,
+    ) -> transport.Response:
+        headers: dict[str, str] = {}
+        if authenticator:
+            headers.update(authenticator(transport_options or {}))
+        if transport_options and transport_options.get("headers"):
+            headers.update(transport_options["headers"])
+        timeout = (transport_options or {}).get("timeout") or self.settings.timeout
+        try:
+            response = self._session.send(
+                method.name,
+                path,
+                headers=headers,
+                params=query_params,
+                data=body,
+                timeout=timeout,
+                authenticated=authenticator is not None,
+            )
+        except OSError as exc:
+            return transport.Response(
+                ok=False,
+                value=bytes(str(exc), encoding="utf-8"),
+                response_mode=transport.ResponseMode.STRING,
+            )
+        result = transport.Response(
+            ok=response.ok,
+            value=response.content,
+            response_mode=transport.response_mode(response.headers.get("content-type")),
+        )
+        encoding = requests.utils.get_encoding_from_headers(response.headers)
+        if encoding:
+            result.encoding = encoding
+        result.status = response.status_code  # type: ignore[attr-defined]
+        return result
+
+
+class _Settings(api_settings.ApiSettings):
+    """ApiSettings from the tap's config, never from looker.ini or the environment."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self._tap_settings = settings
+        super().__init__(filename="", sdk_version=sdk_constants.sdk_version, env_prefix=None)
+        self.agent_tag = f"{USER_AGENT} ({transport.AGENT_PREFIX} {sdk_constants.sdk_version})"
+
+    def read_config(self) -> api_settings.SettingsConfig:
+        settings = self._tap_settings
+        return {
+            "base_url": settings.base_url,
+            "client_id": settings.client_id,
+            "client_secret": settings.client_secret,
+            "verify_ssl": "true" if settings.verify_ssl else "false",
+            "timeout": str(settings.timeout),
+        }
+
+
+def _sdk_message(exc: SDKError) -> str:
+    return str(getattr(exc, "message", None) or exc).strip()
+
+
+@dataclass(frozen=True)
+class QueryBody:
+    """A Looker query as the run endpoint takes it (`WriteQuery`)."""
+
+    model: str
+    view: str
+    fields: tuple[str, ...]
+    filters: Mapping[str, str]
+    sorts: tuple[str, ...]
+    limit: int
+    query_timezone: str
+    filter_expression: str | None = None
+
+    def as_json(self) -> dict[str, t.Any]:
+        """The request body; `limit` is a string in Looker's API."""
+        body: dict[str, t.Any] = {
+            "model": self.model,
+            "view": self.view,
+            "fields": list(self.fields),
+            "filters": dict(self.filters),
+            "sorts": list(self.sorts),
+            "limit": str(self.limit),
+            "query_timezone": self.query_timezone,
+        }
+        if self.filter_expression:
+            body["filter_expression"] = self.filter_expression
+        return body
+
+
+class LookerClient:
+    """Everything the tap asks of Looker, over one authenticated, retrying session."""
+
+    def __init__(self, settings: ClientSettings, logger: logging.Logger) -> None:
+        """Prepare the session; nothing is sent until the first call."""
+        self.settings = settings
+        self.logger = logger
+        self.stats = ClientStats()
+        self._retrier = Retrier(settings, logger, self.stats)
+        self._session = Session(settings, self._retrier, logger)
+        api = _Settings(settings)
+        self._transport = _Transport(api, self._session)
+        self._auth = auth_session.AuthSession(api, self._transport, serialize.deserialize40, "4.0")
+        self.sdk = methods40.Looker40SDK(
+            self._auth, serialize.deserialize40, serialize.serialize40, self._transport, "4.0"
+        )
+        self._session.on_unauthorized = self._relogin
+        self._login_lock = threading.Lock()
+        self.query_slots = threading.BoundedSemaphore(settings.max_concurrent_queries)
+        self._api_root = settings.base_url.rstrip("/") + API_PATH
+
+    # Authentication
+
+    def _relogin(self) -> dict[str, str]:
+        self.stats.count_relogin()
+        with self._login_lock:
+            self._auth.token = auth_token.AuthToken()
+        return self.auth_headers()
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header, logging in first when the token is missing or expired.
+
+        Raises:
+            LoginError: Looker refused the credentials.
+        """
+        with self._login_lock:
+            try:
+                return dict(self._auth.authenticate({}))
+            except SDKError as exc:
+                message = _sdk_message(exc)
+                if "not found" in message.lower():
+                    message = (
+                        "Looker refused the API credentials (404 from /login): check "
+                        "client_id and client_secret, and that base_url is the instance URL "
+                        "without /api/..."
+                    )
+                raise LoginError(message) from exc
+
+    def check_connection(self) -> str:
+        """Log in and return who we are (`GET /user`)."""
+        self.auth_headers()
+        try:
+            user = self.sdk.me(fields="id,display_name,email")
+        except SDKError as exc:
+            raise LookerError(_sdk_message(exc)) from exc
+        return f"{user.display_name or user.email or 'API user'} (id {user.id})"
+
+    def logout(self) -> None:
+        """End the API session and close connections; safe to call more than once."""
+        try:
+            if self._auth.is_authenticated:
+                self._auth.logout()
+        except (SDKError, OSError) as exc:
+            self.logger.debug("Logout failed: %s", exc)
+        finally:
+            self._session.close()
+
+    # Metadata
+
+    def explore_fields(self, model: str, explore: str) -> dict[str, LookerField]:
+        """Every field of an explore, by name (`lookml_model_explore`).
+
+        Raises:
+            NotFoundError: Looker answered 404 (unknown model or explore, or an explore built
+                on internal tables, as some System Activity explores are).
+            LookerError: any other error.
+        """
+        self.auth_headers()
+        try:
+            result = self.sdk.lookml_model_explore(model, explore, fields=_EXPLORE_FIELDS)
+        except SDKError as exc:
+            message = _sdk_message(exc)
+            if message.lower().startswith("not found"):
+                raise NotFoundError(message, 404) from exc
+            raise LookerError(message) from exc
+        fields: dict[str, LookerField] = {}
+        groups = result.fields
+        if groups is None:
+            return fields
+        for category, items in (
+            ("dimension", groups.dimensions),
+            ("measure", groups.measures),
+            ("filter", groups.filters),
+            ("parameter", groups.parameters),
+        ):
+            for item in items or []:
+                data = {key: getattr(item, key, None) for key in LookerField.__annotations__}
+                field_ = LookerField.from_api(data, category=str(item.category or category))
+                fields.setdefault(field_.name, field_)
+        return fields
+
+    def model_explores(self, model: str) -> list[str] | None:
+        """Explore names of a model, or None when the model does not exist."""
+        self.auth_headers()
+        try:
+            result = self.sdk.lookml_model(model, fields="name,explores(name)")
+        except SDKError as exc:
+            if _sdk_message(exc).lower().startswith("not found"):
+                return None
+            raise LookerError(_sdk_message(exc)) from exc
+        return [explore.name for explore in result.explores or [] if explore.name]
+
+    def model_names(self) -> list[str]:
+        """Every model the API user can see, internal ones (System Activity) included."""
+        self.auth_headers()
+        try:
+            models = self.sdk.all_lookml_models(fields="name", include_internal=True)
+        except SDKError as exc:
+            raise LookerError(_sdk_message(exc)) from exc
+        return [model.name for model in models if model.name]
+
+    # Query runs
+
+    def run_url(self, result_format: str) -> str:
+        """The inline-run endpoint for a result format."""
+        return f"{self._api_root}/queries/run/{quote(result_format)}"
+
+    def json_bi_fields(self, body: QueryBody) -> dict[str, LookerField]:
+        """Field metadata from a `json_bi` run (the fallback when explore metadata is 404)."""
+        with self.query_slots:
+            response = self._post_run(self.run_url("json_bi"), body, stream=False)
+            try:
+                payload = response.json()
+            except ValueError as exc:
+                msg = f"json_bi run answered a non-JSON body: {response.text[:200]}"
+                raise LookerError(msg) from exc
+        rows = payload.get("rows") if isinstance(payload, dict) else payload
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            error = rows[0].get("looker_error")
+            if error:
+                msg = f"Looker reported an error: {error}"
+                raise LookerError(msg)
+        groups = (payload.get("metadata") or {}).get("fields") or {}
+        fields: dict[str, LookerField] = {}
+        for category, key in (("dimension", "dimensions"), ("measure", "measures")):
+            for item in groups.get(key) or []:
+                field_ = LookerField.from_api(item, category=item.get("category") or category)
+                fields[field_.name] = field_
+        return fields
+
+    def _post_run(self, url: str, body: QueryBody, *, stream: bool) -> requests.Response:
+        headers = {**self.auth_headers(), "Content-Type": "application/json"}
+        response = self._session.send(
+            "POST",
+            url,
+            headers=headers,
+            params={"apply_formatting": "false", "cache": "false", "limit": str(body.limit)},
+            data=serialize_body(body),
+            stream=stream,
+        )
+        if response.status_code >= 400:  # noqa: PLR2004
+            message = describe_response(response)
+            response.close()
+            if response.status_code == 404:  # noqa: PLR2004
+                raise NotFoundError(message, 404)
+            raise LookerError(message, response.status_code)
+        return response
+
+    def open_run(self, body: QueryBody, result_format: str) -> requests.Response:
+        """Start an inline run and return the response with its body not yet read.
+
+        The caller reads `response.raw` incrementally and must close the response.
+        """
+        response = self._post_run(self.run_url(result_format), body, stream=True)
+        response.raw.decode_content = True
+        return response
+
+    def stream_run(self, body: QueryBody, result_format: str) -> Iterator[bytes]:
+        """The body of an inline run in chunks, within one concurrent-query slot."""
+        with self.query_slots:
+            response = self.open_run(body, result_format)
+            try:
+                yield from response.iter_content(chunk_size=256 * 1024)
+            finally:
+                response.close()
+
+
+def serialize_body(body: QueryBody) -> bytes:
+    """JSON request body."""
+    import json  # noqa: PLC0415 - stdlib json keeps key order and escapes like Looker's SDK
+
+    return json.dumps(body.as_json()).encode("utf-8")

@@ -1,0 +1,209 @@
+r"""Parse Looker result bodies row by row, from any readable byte stream.
+
+Looker's `json` result is one array of flat objects keyed by field name; `csv` has a header of
+field *labels* and one `\\n`-terminated line per row (FACTS.md section 3.3). Neither says when it
+was cut short, and a database error arrives as HTTP 200 with `[{"looker_error": "..."}]`, so
+everything that is not a complete, well-formed result raises `ResultError` here instead of
+passing for data.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import typing as t
+
+import ijson
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+
+class ResultError(Exception):
+    """The body is not a complete, well-formed Looker result."""
+
+
+class LookerQueryError(ResultError):
+    """Looker ran the query and reported an error (`looker_error`, a failed task)."""
+
+
+class TruncatedResult(ResultError):  # noqa: N818 - reads better at the raise site
+    """The body ended before the result did (a dropped connection, a cut-off response)."""
+
+
+_SNIPPET = 200
+
+
+def snippet(data: bytes | str) -> str:
+    """The start of a body, for error messages."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = " ".join(text.split())
+    return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
+
+
+class _Peeked(io.RawIOBase):
+    """A byte stream with its first bytes already read (to sniff the body), replayed first."""
+
+    def __init__(self, head: bytes, rest: t.BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:  # noqa: ANN401 - memoryview/bytearray
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            count = min(len(view), len(self._head))
+            view[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _sniff(stream: t.BinaryIO) -> tuple[bytes, t.BinaryIO]:
+    head = stream.read(512)
+    return head, _Peeked(head, stream)  # type: ignore[return-value]
+
+
+def iter_json_rows(stream: t.BinaryIO) -> Iterator[dict[str, t.Any]]:
+    """Rows of a `json` result, parsed incrementally (memory stays flat in result size).
+
+    Raises:
+        LookerQueryError: the body is Looker's `[{"looker_error": ...}]`.
+        TruncatedResult: the JSON ended early.
+        ResultError: the body is empty, HTML, or not a JSON array of objects.
+    """
+    head, replay = _sniff(stream)
+    stripped = head.lstrip()
+    if not stripped:
+        msg = "Looker returned an empty body instead of a JSON result"
+        raise ResultError(msg)
+    if not stripped.startswith(b"["):
+        if stripped.startswith(b"{"):
+            text = head + stream.read(4096)
+            msg = f"Looker returned a JSON object instead of rows: {snippet(text)}"
+        else:
+            msg = f"Looker returned a non-JSON body: {snippet(head)}"
+        raise ResultError(msg)
+    first = True
+    try:
+        for row in ijson.items(replay, "item", use_float=True):
+            if first:
+                first = False
+                if isinstance(row, dict) and "looker_error" in row:
+                    msg = f"Looker reported an error: {row['looker_error']}"
+                    raise LookerQueryError(msg)
+            if not isinstance(row, dict):
+                msg = f"Looker returned a row that is not an object: {snippet(repr(row))}"
+                raise ResultError(msg)
+            yield row
+    except ijson.IncompleteJSONError as exc:
+        msg = f"the JSON result ended early or is malformed ({exc})"
+        raise TruncatedResult(msg) from exc
+    except ijson.JSONError as exc:
+        msg = f"the JSON result is malformed ({exc})"
+        raise ResultError(msg) from exc
+
+
+class _LineTracker:
+    """Decodes UTF-8 incrementally and remembers whether the text ended with a newline."""
+
+    def __init__(self, stream: t.BinaryIO) -> None:
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.ends_with_newline = True
+        self._pending = ""
+
+    def read(self) -> str:
+        chunk = self._stream.read(65536)
+        text = self._decoder.decode(chunk, final=not chunk)
+        if text:
+            self.ends_with_newline = text.endswith("\n")
+        return text
+
+    def readline(self) -> str:
+        while "\n" not in self._pending:
+            text = self.read()
+            if not text:
+                line, self._pending = self._pending, ""
+                return line
+            self._pending += text
+        line, _, self._pending = self._pending.partition("\n")
+        return line + "\n"
+
+    def __iter__(self) -> _LineTracker:
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+def iter_csv_rows(  # noqa: C901
+    stream: t.BinaryIO, fields: Sequence[str]
+) -> Iterator[dict[str, t.Any]]:
+    """Rows of a `csv` result keyed by field name: columns map to `fields` by position.
+
+    Looker's csv header holds labels, not names, so only the column count can be checked.
+    Every value is text; empty cells are None (the type conversion parses the rest).
+
+    Raises:
+        LookerQueryError: the body is a looker_error.
+        TruncatedResult: the last line has no newline (the body was cut off).
+        ResultError: empty body, or the header does not have one column per field.
+    """
+    head, replay = _sniff(stream)
+    if not head.strip():
+        msg = "Looker returned an empty body instead of a CSV result"
+        raise ResultError(msg)
+    stripped = head.lstrip()
+    if stripped.startswith((b"[", b"{")) and b"looker_error" in head:
+        msg = f"Looker reported an error: {snippet(head)}"
+        raise LookerQueryError(msg)
+    if stripped[:1] == b"<":
+        msg = f"Looker returned an HTML page instead of CSV: {snippet(head)}"
+        raise ResultError(msg)
+    text = _LineTracker(replay)
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        header = []
+    if len(header) != len(fields):
+        msg = (
+            f"the CSV header has {len(header)} columns for {len(fields)} fields: "
+            f"{snippet(','.join(header))}"
+        )
+        raise ResultError(msg)
+    width = len(fields)
+    names = tuple(fields)
+    # Hold each row back until the next one starts: a row cut off mid-line can still have
+    # the right number of columns, and only the final newline proves it complete.
+    held: dict[str, t.Any] | None = None
+    try:
+        for values in reader:
+            if len(values) != width:
+                if not text.ends_with_newline:
+                    break
+                msg = f"a CSV row has {len(values)} columns for {width} fields"
+                raise ResultError(msg)
+            if held is not None:
+                yield held
+            held = {
+                name: (value if value != "" else None)
+                for name, value in zip(names, values, strict=False)
+            }
+    except csv.Error as exc:
+        msg = f"the CSV result is malformed or cut off ({exc})"
+        raise TruncatedResult(msg) from exc
+    if not text.ends_with_newline:
+        msg = "the CSV result was cut off (its last line has no newline)"
+        raise TruncatedResult(msg)
+    if held is not None:
+        yield held

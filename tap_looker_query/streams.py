@@ -1,0 +1,541 @@
+"""`QueryStream`: one Singer stream per query spec; windows -> Looker rows -> records, bookmarks.
+
+Incremental specs walk half-open windows from the bookmark (inclusive) to the moment the run
+started. Rows come back sorted by the datetime field, so the stream is resumable, and a window
+that returns `limit` rows continues from its last second, or re-reads a single crowded second
+without a limit, until every row has arrived. Rows of the newest second in a batch are held
+back until the next second starts: a cut-off body or a truncated batch then resumes at that
+second without losing or repeating a row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import typing as t
+from collections import deque
+from dataclasses import dataclass
+
+import requests
+from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_looker_query.client import LookerError, QueryBody
+from tap_looker_query.results import (
+    LookerQueryError,
+    ResultError,
+    iter_csv_rows,
+    iter_json_rows,
+)
+from tap_looker_query.schema import Kind, ValueMismatchError, converter_for, timezone
+from tap_looker_query.specs import LOOKER_DEFAULT_LIMIT, UNLIMITED
+from tap_looker_query.spool import Spool
+from tap_looker_query.windows import ONE_SECOND, Window, floor_second, plan_windows
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from concurrent.futures import Future
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_looker_query.specs import QuerySpec
+    from tap_looker_query.tap import TapLookerQuery
+
+if t.TYPE_CHECKING:
+    from typing_extensions import override
+else:
+    try:
+        from typing import override
+    except ImportError:  # Python < 3.12
+        from typing_extensions import override
+
+#: Progress lines at most this often while a long window streams.
+PROGRESS_INTERVAL = 30.0
+_PROGRESS_EVERY_ROWS = 10_000
+
+
+class WindowFailedError(Exception):
+    """A window could not be read completely; the stream stops before it."""
+
+
+def kind_from_schema(prop: Mapping[str, t.Any]) -> Kind:
+    """The value family a property's JSON Schema asks for (the catalog may override ours)."""
+    types = prop.get("type", "string")
+    types = [types] if isinstance(types, str) else list(types)
+    non_null = [name for name in types if name != "null"]
+    primary = non_null[0] if non_null else "string"
+    if primary == "string":
+        return {"date-time": Kind.DATETIME, "date": Kind.DATE}.get(
+            prop.get("format", ""), Kind.STRING
+        )
+    return {"integer": Kind.INTEGER, "number": Kind.NUMBER, "boolean": Kind.BOOLEAN}.get(
+        primary, Kind.STRING
+    )
+
+
+@dataclass
+class StreamStats:
+    """Counters for the progress lines and the final summary."""
+
+    rows: int = 0
+    windows_done: int = 0
+    windows_total: int = 0
+    queries: int = 0
+    splits: int = 0
+    retries: int = 0
+    started: float = 0.0
+
+
+class _Fetch:
+    """One query run downloading in the background into a spool."""
+
+    def __init__(self, stream: QueryStream, body: QueryBody) -> None:
+        self.body = body
+        self.spool = Spool()
+        self.future: Future[None] = stream.tap.fetch_pool.submit(self._download, stream)
+
+    def _download(self, stream: QueryStream) -> None:
+        try:
+            for chunk in stream.tap.client.stream_run(self.body, stream.spec.result_format):
+                if self.spool.cancelled:
+                    return
+                self.spool.write_chunk(chunk)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self.spool.fail(exc)
+        else:
+            self.spool.finish()
+
+    def cancel(self) -> None:
+        self.spool.close()
+
+
+class QueryStream(Stream):
+    """The rows of one configured Looker query."""
+
+    # Records are exact JSON types already (see `_converter`); the SDK's generic
+    # conformance would only cost time (singer-meltano.md section 1.7).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(self, tap: TapLookerQuery, *, spec: QuerySpec, schema: dict[str, t.Any]) -> None:
+        """Build the stream for `spec` with its discovered (or catalog) schema."""
+        self.spec = spec
+        self.tap = tap
+        super().__init__(tap, schema=schema, name=spec.name)
+        self.primary_keys = spec.key_properties
+        self.replication_key = spec.replication_property
+        self.stats = StreamStats()
+        self._tz = timezone(tap.config.get("query_timezone") or "UTC")
+        self._tz_name = tap.config.get("query_timezone") or "UTC"
+
+    # Replication declarations
+
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        """Rows come back sorted by the datetime field, so progress is resumable."""
+        return self.replication_key is not None
+
+    @property
+    @override
+    def check_sorted(self) -> bool:
+        """Check order when bookmarks compare correctly as text (fixed UTC offset).
+
+        In a zone with daylight saving, Looker's naive local times repeat in the autumn hour,
+        so a correct order can look unsorted; a manual backfill may read rows older than the
+        bookmark, which `_clamp_bookmark` then keeps from moving it backwards.
+        """
+        fixed_offset = self._tz.utcoffset(None) is not None
+        return fixed_offset and not self.spec.is_manual_backfill
+
+    # Records
+
+    def _converter(self) -> Callable[[Mapping[str, t.Any]], dict[str, t.Any]]:
+        """Looker row (keyed by field name) -> record of exact JSON types, per the schema."""
+        properties = self.schema.get("properties", {})
+        plan = tuple(
+            (name, prop, converter_for(kind_from_schema(properties[prop]), self._tz))
+            for name, prop in self.tap.field_properties(self.spec)
+            if prop in properties
+        )
+
+        def convert(row: Mapping[str, t.Any]) -> dict[str, t.Any]:
+            try:
+                return {prop: conv(row[name]) for name, prop, conv in plan}
+            except (KeyError, ValueMismatchError):
+                for name, _prop, conv in plan:
+                    if name not in row:
+                        msg = f"a row lacks the selected field '{name}'"
+                        raise ValueMismatchError(msg) from None
+                    try:
+                        conv(row[name])
+                    except ValueMismatchError as exc:
+                        msg = f"field '{name}': {exc}"
+                        raise ValueMismatchError(msg) from None
+                raise
+
+        return convert
+
+    def _rows(self, fetch: _Fetch) -> Iterator[dict[str, t.Any]]:
+        if self.spec.result_format == "csv":
+            return iter_csv_rows(fetch.spool, self.spec.fields)  # type: ignore[arg-type]
+        return iter_json_rows(fetch.spool)  # type: ignore[arg-type]
+
+    def _body(self, filters: Mapping[str, str], limit: int, sorts: tuple[str, ...]) -> QueryBody:
+        spec = self.spec
+        return QueryBody(
+            model=spec.model,
+            view=spec.explore,
+            fields=spec.fields,
+            filters=dict(filters),
+            sorts=sorts,
+            limit=limit,
+            query_timezone=self._tz_name,
+            filter_expression=spec.filter_expression,
+        )
+
+    def _window_body(self, window: Window, limit: int) -> QueryBody:
+        spec = self.spec
+        field = t.cast("str", spec.datetime_field)
+        filters = {**spec.filters, field: window.filter_expression(self._tz)}
+        return self._body(filters, limit, self._sorted_by_datetime())
+
+    def _sorted_by_datetime(self) -> tuple[str, ...]:
+        field = t.cast("str", self.spec.datetime_field)
+        rest = tuple(s for s in self.spec.sorts if s.split()[0] != field)
+        return (field, *rest)
+
+    @property
+    def _window_limit(self) -> int:
+        return self.spec.limit or LOOKER_DEFAULT_LIMIT
+
+    def _start(self, context: Context | None) -> dt.datetime:
+        """Bookmark (inclusive), else `start_date`, else now minus `default_days`."""
+        state = self.get_context_state(context)
+        if state.get("replication_key") == self.replication_key and state.get(
+            "replication_key_value"
+        ):
+            return _parse_instant(str(state["replication_key_value"]))
+        start_date = self.config.get("start_date")
+        if start_date:
+            return _parse_instant(str(start_date))
+        return self.tap.run_started - dt.timedelta(days=self.spec.default_days)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
+        """Rows of the spec: windowed when incremental, one query otherwise.
+
+        A failure stops this stream only: it is logged and recorded for the exit status, and
+        the state stays at the last fully emitted second.
+        """
+        self.stats = StreamStats(started=time.monotonic())
+        try:
+            if self.spec.is_incremental and not self.spec.is_manual_backfill:
+                yield from self._incremental(context)
+            else:
+                yield from self._single_query()
+        except (WindowFailedError, LookerError) as exc:
+            self.tap.record_failure(self.name, str(exc))
+        finally:
+            self._log_summary()
+
+    # Incremental windows
+
+    def _incremental(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
+        start = self._start(context)
+        hours = self.spec.window_hours or int(self.config.get("window_hours") or 24)
+        windows = plan_windows(start, self.tap.run_started, dt.timedelta(hours=hours))
+        self.stats.windows_total = len(windows)
+        if not windows:
+            self.logger.info("%s: up to date (bookmark %s)", self.name, start.isoformat())
+            return
+        self.logger.info(
+            "%s: %d window(s) of %d h from %s to %s",
+            self.name,
+            len(windows),
+            hours,
+            windows[0].start.isoformat(),
+            windows[-1].end.isoformat(),
+        )
+        ahead = max(1, int(self.config.get("max_concurrent_queries") or 4))
+        queue: deque[tuple[Window, _Fetch]] = deque()
+        pending = iter(windows)
+        try:
+            while True:
+                while len(queue) < ahead:
+                    window = next(pending, None)
+                    if window is None:
+                        break
+                    queue.append(
+                        (window, self._fetch(self._window_body(window, self._window_limit)))
+                    )
+                if not queue:
+                    break
+                window, fetch = queue.popleft()
+                began, rows_before = time.monotonic(), self.stats.rows
+                yield from self._emit_window(window, fetch)
+                self.stats.windows_done += 1
+                self._log_window(window, self.stats.rows - rows_before, time.monotonic() - began)
+                # A STATE after each window: a crash repeats at most the window it interrupted.
+                # The SDK has no public hook for this; it is the call it makes itself every
+                # STATE_MSG_FREQUENCY records.
+                self._write_state_message()
+        finally:
+            for _window, fetch in queue:
+                fetch.cancel()
+
+    def _fetch(self, body: QueryBody) -> _Fetch:
+        self.stats.queries += 1
+        return _Fetch(self, body)
+
+    def _emit_window(  # noqa: C901, PLR0912, PLR0915
+        self, window: Window, fetch: _Fetch
+    ) -> Iterator[dict[str, t.Any]]:
+        """Every row of `window`, in order, exactly once, continuing past the row limit."""
+        convert = self._converter()
+        key = t.cast("str", self.replication_key)
+        current, limit = window, self._window_limit
+        attempts = 0
+        while True:
+            held: list[dict[str, t.Any]] = []
+            held_second: str | None = None
+            batch_rows = emitted = 0
+            try:
+                try:
+                    for row in self._rows(fetch):
+                        batch_rows += 1
+                        record = convert(row)
+                        value = record[key]
+                        second = value[:19] if value else None
+                        if second != held_second:
+                            emitted += len(held)
+                            yield from self._count(held)
+                            held, held_second = [record], second
+                        else:
+                            held.append(record)
+                        if batch_rows % _PROGRESS_EVERY_ROWS == 0:
+                            self._maybe_log_progress(current)
+                finally:
+                    fetch.cancel()
+            except ValueMismatchError as exc:
+                raise self._failure(
+                    current, f"Looker returned a value of the wrong type: {exc}"
+                ) from exc
+            except LookerQueryError as exc:
+                raise self._failure(current, str(exc)) from exc
+            except (ResultError, LookerError, requests.RequestException, OSError) as exc:
+                if isinstance(exc, LookerError) and exc.status is not None and exc.status < 500:  # noqa: PLR2004
+                    raise self._failure(current, str(exc)) from exc
+                if attempts >= self.tap.client.settings.max_retries:
+                    raise self._failure(current, f"{exc} (after {attempts} retries)") from exc
+                attempts += 1
+                self.stats.retries += 1
+                resume = current.from_(_parse_instant(held_second)) if held_second else current
+                self.logger.warning(
+                    "%s: window %s broke off after %d rows (%s); re-reading from %s",
+                    self.name,
+                    current.describe(self._tz),
+                    batch_rows,
+                    exc,
+                    resume.describe(self._tz),
+                )
+                current = resume
+                fetch = self._fetch(self._window_body(current, limit))
+                continue
+            if limit != UNLIMITED and batch_rows >= limit and held_second is not None:
+                self.stats.splits += 1
+                crowded = floor_second(_parse_instant(held_second))
+                if emitted == 0:
+                    # More than `limit` rows share one second: read that second without a limit.
+                    self.logger.info(
+                        "%s: more than %d rows at %s; reading that second without a limit",
+                        self.name,
+                        limit,
+                        held_second,
+                    )
+                    second = Window(crowded, crowded + ONE_SECOND)
+                    yield from self._emit_window_unlimited(second)
+                    if second.end >= current.end:
+                        return
+                    current = Window(second.end, current.end)
+                else:
+                    self.logger.info(
+                        "%s: window %s hit the row limit (%d); continuing from %s",
+                        self.name,
+                        current.describe(self._tz),
+                        limit,
+                        held_second,
+                    )
+                    current = current.from_(crowded)
+                attempts = 0
+                fetch = self._fetch(self._window_body(current, limit))
+                continue
+            yield from self._count(held)
+            return
+
+    def _emit_window_unlimited(self, window: Window) -> Iterator[dict[str, t.Any]]:
+        convert = self._converter()
+        attempts = 0
+        while True:
+            fetch = self._fetch(self._window_body(window, UNLIMITED))
+            records: list[dict[str, t.Any]] = []
+            try:
+                try:
+                    # One second's rows: small enough to collect before emitting, so a retry
+                    # never repeats any of them.
+                    records.extend(convert(row) for row in self._rows(fetch))
+                finally:
+                    fetch.cancel()
+            except ValueMismatchError as exc:
+                raise self._failure(
+                    window, f"Looker returned a value of the wrong type: {exc}"
+                ) from exc
+            except LookerQueryError as exc:
+                raise self._failure(window, str(exc)) from exc
+            except (ResultError, LookerError, requests.RequestException, OSError) as exc:
+                if attempts >= self.tap.client.settings.max_retries:
+                    raise self._failure(window, f"{exc} (after {attempts} retries)") from exc
+                attempts += 1
+                self.stats.retries += 1
+                continue
+            yield from self._count(records)
+            return
+
+    def _count(self, records: list[dict[str, t.Any]]) -> Iterator[dict[str, t.Any]]:
+        self.stats.rows += len(records)
+        return iter(records)
+
+    def _failure(self, window: Window | None, reason: str) -> WindowFailedError:
+        where = f"window {window.describe(self._tz)}" if window else "the query"
+        return WindowFailedError(f"{self.spec.label}, {where}: {reason}")
+
+    # Full-table specs and manual backfills: one query
+
+    def _single_query(self) -> Iterator[dict[str, t.Any]]:  # noqa: C901
+        spec = self.spec
+        limit = spec.limit or UNLIMITED
+        sorts = self._sorted_by_datetime() if spec.is_incremental else spec.sorts
+        previous = self._previous_bookmark()
+        convert = self._converter()
+        emitted = 0
+        attempts = 0
+        self.stats.windows_total = 1
+        while True:
+            fetch = self._fetch(self._body(spec.filters, limit, sorts))
+            batch_rows = 0
+            try:
+                try:
+                    for row in self._rows(fetch):
+                        batch_rows += 1
+                        record = convert(row)
+                        # After a retry, skip the rows already emitted: same query, same order.
+                        if batch_rows <= emitted:
+                            continue
+                        emitted += 1
+                        self.stats.rows += 1
+                        yield record
+                finally:
+                    fetch.cancel()
+            except ValueMismatchError as exc:
+                raise self._failure(
+                    None, f"Looker returned a value of the wrong type: {exc}"
+                ) from exc
+            except LookerQueryError as exc:
+                raise self._failure(None, str(exc)) from exc
+            except (ResultError, LookerError, requests.RequestException, OSError) as exc:
+                if isinstance(exc, LookerError) and exc.status is not None and exc.status < 500:  # noqa: PLR2004
+                    raise self._failure(None, str(exc)) from exc
+                if attempts >= self.tap.client.settings.max_retries:
+                    raise self._failure(None, f"{exc} (after {attempts} retries)") from exc
+                attempts += 1
+                self.stats.retries += 1
+                self.logger.warning("%s: query broke off (%s); running it again", self.name, exc)
+                continue
+            break
+        self.stats.windows_done = 1
+        if limit != UNLIMITED and emitted >= limit:
+            self.logger.warning(
+                "%s: the query returned exactly its limit of %d rows; the result may be "
+                "truncated. Raise 'limit' or set it to -1 for all rows.",
+                self.name,
+                limit,
+            )
+        if spec.is_manual_backfill:
+            self._clamp_bookmark(previous)
+
+    def _previous_bookmark(self) -> str | None:
+        state = self.stream_state
+        if state.get("replication_key") == self.replication_key:
+            value = state.get("replication_key_value")
+            return str(value) if value is not None else None
+        return None
+
+    def _clamp_bookmark(self, previous: str | None) -> None:
+        """A manual backfill never moves the bookmark backwards."""
+        if previous is None:
+            return
+        current = self.stream_state.get("replication_key_value")
+        if current is None or _parse_instant(str(current)) < _parse_instant(previous):
+            self.stream_state["replication_key"] = self.replication_key
+            self.stream_state["replication_key_value"] = previous
+
+    # Progress
+
+    def _log_window(self, window: Window, rows: int, seconds: float) -> None:
+        stats = self.stats
+        left = stats.windows_total - stats.windows_done
+        elapsed = time.monotonic() - stats.started
+        eta = elapsed / stats.windows_done * left if stats.windows_done else 0.0
+        self.logger.info(
+            "%s: window %s: %d rows in %.2f s (%.0f rows/s); %d of %d windows done, ETA %.0f s",
+            self.name,
+            window.describe(self._tz),
+            rows,
+            seconds,
+            rows / seconds if seconds > 0 else 0.0,
+            stats.windows_done,
+            stats.windows_total,
+            eta,
+        )
+
+    _last_progress: float = 0.0
+    _progress_lock = threading.Lock()
+
+    def _maybe_log_progress(self, window: Window) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_INTERVAL:
+            return
+        self._last_progress = now
+        elapsed = now - self.stats.started
+        self.logger.info(
+            "%s: %d rows so far (%.0f rows/s), in window %s; %d of %d windows done",
+            self.name,
+            self.stats.rows,
+            self.stats.rows / elapsed if elapsed > 0 else 0.0,
+            window.describe(self._tz),
+            self.stats.windows_done,
+            self.stats.windows_total,
+        )
+
+    def _log_summary(self) -> None:
+        stats = self.stats
+        self.logger.info(
+            "%s: done: %d rows, %d of %d windows, %d queries, %d splits, %d retries, %.1f s",
+            self.name,
+            stats.rows,
+            stats.windows_done,
+            stats.windows_total,
+            stats.queries,
+            stats.splits,
+            stats.retries,
+            time.monotonic() - stats.started,
+        )
+
+
+def _parse_instant(value: str) -> dt.datetime:
+    """An aware datetime from a bookmark or `start_date` (naive means UTC, as in the SDK)."""
+    text = value.strip().replace("Z", "+00:00")
+    if len(text) >= 19 and text[10] == " ":  # noqa: PLR2004
+        text = f"{text[:10]}T{text[11:]}"
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
