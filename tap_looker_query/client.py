@@ -8,6 +8,7 @@ status at the transport and retries what is transient. Nothing here knows about 
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import threading
 import time
@@ -56,6 +57,18 @@ class NotFoundError(LookerError):
 class LoginError(LookerError):
     """Looker refused the API credentials."""
 
+    def __init__(self, message: str, status: int | None = 404) -> None:
+        """A refused login is final: retrying the same credentials will not help."""
+        super().__init__(message, status)
+
+
+class QueryTimeoutError(LookerError):
+    """A query task ran past `query_timeout` and was killed."""
+
+
+class QueryTaskError(LookerError):
+    """A query task ended in `error` or `killed`."""
+
 
 @dataclass(frozen=True)
 class ClientSettings:
@@ -70,6 +83,9 @@ class ClientSettings:
     max_retry_wait: float = 60.0
     retry_base_wait: float = 1.0
     max_concurrent_queries: int = 4
+    query_mode: str = "auto"
+    query_timeout: float = 600.0
+    poll_interval: float = 0.5
 
 
 @dataclass
@@ -192,6 +208,7 @@ class Session:
         stream: bool = False,
         timeout: float | None = None,
         authenticated: bool = True,
+        retry_read_timeouts: bool = True,
     ) -> requests.Response:
         """Send a request, retrying transient failures; return the final response.
 
@@ -216,7 +233,9 @@ class Session:
                     auth=NullAuth(),
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt >= self.retrier.max_retries:
+                if attempt >= self.retrier.max_retries or (
+                    isinstance(exc, requests.ReadTimeout) and not retry_read_timeouts
+                ):
                     raise
                 self.retrier.wait(attempt, f"{method} {path}: {type(exc).__name__}: {exc}")
                 attempt += 1
@@ -494,16 +513,7 @@ class LookerClient:
                 fields[field_.name] = field_
         return fields
 
-    def _post_run(self, url: str, body: QueryBody, *, stream: bool) -> requests.Response:
-        headers = {**self.auth_headers(), "Content-Type": "application/json"}
-        response = self._session.send(
-            "POST",
-            url,
-            headers=headers,
-            params={"apply_formatting": "false", "cache": "false", "limit": str(body.limit)},
-            data=serialize_body(body),
-            stream=stream,
-        )
+    def _check(self, response: requests.Response) -> requests.Response:
         if response.status_code >= 400:  # noqa: PLR2004
             message = describe_response(response)
             response.close()
@@ -512,17 +522,141 @@ class LookerClient:
             raise LookerError(message, response.status_code)
         return response
 
-    def open_run(self, body: QueryBody, result_format: str) -> requests.Response:
-        """Start an inline run and return the response with its body not yet read.
+    def _post_run(
+        self, url: str, body: QueryBody, *, stream: bool, retry_read_timeouts: bool = True
+    ) -> requests.Response:
+        headers = {**self.auth_headers(), "Content-Type": "application/json"}
+        response = self._session.send(
+            "POST",
+            url,
+            headers=headers,
+            params={"apply_formatting": "false", "cache": "false", "limit": str(body.limit)},
+            data=serialize_body(body),
+            stream=stream,
+            retry_read_timeouts=retry_read_timeouts,
+        )
+        return self._check(response)
 
-        The caller reads `response.raw` incrementally and must close the response.
+    def _api(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, t.Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        headers = {**self.auth_headers(), "Content-Type": "application/json"}
+        data = json.dumps(json_body).encode("utf-8") if json_body is not None else None
+        response = self._session.send(
+            method, self._api_root + path, headers=headers, params=params, data=data, stream=stream
+        )
+        return self._check(response)
+
+    def open_run(self, body: QueryBody, result_format: str) -> requests.Response:
+        """Run a query and return the response with its body not yet read.
+
+        `query_mode` decides how: `sync` runs inline; `async` runs a Looker query task; `auto`
+        runs inline and, when Looker takes longer than `timeout` to answer, runs the query as
+        a task instead (no HTTP request then has to outlive a long query). The caller reads
+        `response.raw` incrementally and must close the response.
+
+        Raises:
+            QueryTimeoutError: the task ran past `query_timeout` (it was killed).
         """
-        response = self._post_run(self.run_url(result_format), body, stream=True)
+        mode = self.settings.query_mode
+        if mode != "async":
+            try:
+                response = self._post_run(
+                    self.run_url(result_format),
+                    body,
+                    stream=True,
+                    retry_read_timeouts=mode == "sync",
+                )
+            except requests.ReadTimeout:
+                self.logger.info(
+                    "Looker took over %d s to answer; running the query as a query task",
+                    self.settings.timeout,
+                )
+            else:
+                response.raw.decode_content = True
+                return response
+        return self._run_task(body, result_format)
+
+    def _run_task(self, body: QueryBody, result_format: str) -> requests.Response:
+        """Create the query, run it as a task, poll until done, and open its results."""
+        query = self._api("POST", "/queries", json_body=body.as_json(), params={"fields": "id"})
+        query_id = str(query.json()["id"])
+        task = self._api(
+            "POST",
+            "/query_tasks",
+            json_body={"query_id": query_id, "result_format": result_format, "source": USER_AGENT},
+            params={"cache": "false", "apply_formatting": "false", "fields": "id,status"},
+        ).json()
+        task_id = str(task["id"])
+        started = time.monotonic()
+        wait = self.settings.poll_interval
+        expired_seen = 0
+        while True:
+            if time.monotonic() - started > self.settings.query_timeout:
+                self._kill(task_id)
+                msg = (
+                    f"the query ran longer than query_timeout ({self.settings.query_timeout:.0f}"
+                    f" s); Looker query task {task_id} was killed"
+                )
+                raise QueryTimeoutError(msg)
+            status = str(
+                self._api("GET", f"/query_tasks/{task_id}", params={"fields": "id,status"}).json()[
+                    "status"
+                ]
+            )
+            if status == "complete":
+                break
+            if status in {"error", "killed", "failure"}:
+                raise QueryTaskError(self._task_error(task_id, status))
+            if status == "expired":
+                # Looker sometimes reports `expired` for a moment right before `complete`.
+                expired_seen += 1
+                if expired_seen > 3:  # noqa: PLR2004
+                    msg = f"Looker query task {task_id} expired before it completed"
+                    raise QueryTaskError(msg)
+            time.sleep(wait)
+            wait = min(wait * 1.5, 5.0)
+        response = self._api("GET", f"/query_tasks/{task_id}/results", stream=True)
+        if response.status_code == 202:  # noqa: PLR2004 - not finished after all: poll again
+            response.close()
+            return self._task_results_when_ready(task_id, started)
         response.raw.decode_content = True
         return response
 
+    def _task_results_when_ready(self, task_id: str, started: float) -> requests.Response:
+        while time.monotonic() - started <= self.settings.query_timeout:
+            time.sleep(self.settings.poll_interval)
+            response = self._api("GET", f"/query_tasks/{task_id}/results", stream=True)
+            if response.status_code != 202:  # noqa: PLR2004
+                response.raw.decode_content = True
+                return response
+            response.close()
+        self._kill(task_id)
+        msg = f"the query ran longer than query_timeout; Looker query task {task_id} was killed"
+        raise QueryTimeoutError(msg)
+
+    def _task_error(self, task_id: str, status: str) -> str:
+        try:
+            response = self._api("GET", f"/query_tasks/{task_id}/results")
+            detail = snippet_of(response)
+        except LookerError as exc:
+            detail = str(exc)
+        return f"Looker query task {task_id} ended with status '{status}': {detail}"
+
+    def _kill(self, task_id: str) -> None:
+        try:
+            self._api("DELETE", f"/running_queries/{task_id}")
+        except (LookerError, requests.RequestException) as exc:
+            self.logger.warning("Could not kill Looker query task %s: %s", task_id, exc)
+
     def stream_run(self, body: QueryBody, result_format: str) -> Iterator[bytes]:
-        """The body of an inline run in chunks, within one concurrent-query slot."""
+        """The body of a query run in chunks, within one concurrent-query slot."""
         with self.query_slots:
             response = self.open_run(body, result_format)
             try:
@@ -531,8 +665,21 @@ class LookerClient:
                 response.close()
 
 
+def snippet_of(response: requests.Response) -> str:
+    """Looker's message in an error body, or the body's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        return " ".join(response.text.split())[:300]
+    if isinstance(body, dict):
+        errors = body.get("errors") or []
+        messages = [str(e.get("message")) for e in errors if isinstance(e, dict)]
+        return "; ".join(messages) or str(body.get("message") or body)[:300]
+    if isinstance(body, list) and body and isinstance(body[0], dict) and "looker_error" in body[0]:
+        return str(body[0]["looker_error"])
+    return str(body)[:300]
+
+
 def serialize_body(body: QueryBody) -> bytes:
     """JSON request body."""
-    import json  # noqa: PLC0415 - stdlib json keeps key order and escapes like Looker's SDK
-
     return json.dumps(body.as_json()).encode("utf-8")

@@ -64,8 +64,14 @@ class _Peeked(io.RawIOBase):
         return len(data)
 
 
-def _sniff(stream: t.BinaryIO) -> tuple[bytes, t.BinaryIO]:
-    head = stream.read(512)
+def _sniff(stream: t.BinaryIO, size: int = 512) -> tuple[bytes, t.BinaryIO]:
+    """The first `size` bytes (fewer at the end of the body), and the stream replaying them."""
+    head = b""
+    while len(head) < size:
+        chunk = stream.read(size - len(head))
+        if not chunk:
+            break
+        head += chunk
     return head, _Peeked(head, stream)  # type: ignore[return-value]
 
 

@@ -370,12 +370,12 @@ def _datetime_converter(tz: dt.tzinfo) -> Converter:
             msg = f"expected a datetime YYYY-MM-DD HH:MM:SS, got {value!r}"
             raise ValueMismatchError(msg)
         # The common case, kept cheap: second precision, no offset, UTC.
-        if (
-            is_utc
-            and len(value) == 19  # noqa: PLR2004
-            and value[10] == " "
-            and _DATETIME_RE.fullmatch(value)
-        ):
+        if is_utc and len(value) == 19 and value[10] == " " and _DATETIME_RE.fullmatch(value):  # noqa: PLR2004
+            try:
+                dt.datetime.fromisoformat(value)  # C-fast range check (month 13, Feb 30)
+            except ValueError as exc:
+                msg = f"expected a datetime YYYY-MM-DD HH:MM:SS, got {value!r} ({exc})"
+                raise ValueMismatchError(msg) from exc
             return f"{value[:10]}T{value[11:]}+00:00"
         if value == "":
             return None

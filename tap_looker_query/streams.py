@@ -21,7 +21,7 @@ import requests
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_looker_query.client import LookerError, QueryBody
+from tap_looker_query.client import LookerError, QueryBody, QueryTaskError, QueryTimeoutError
 from tap_looker_query.results import (
     LookerQueryError,
     ResultError,
@@ -321,8 +321,24 @@ class QueryStream(Stream):
                 raise self._failure(
                     current, f"Looker returned a value of the wrong type: {exc}"
                 ) from exc
-            except LookerQueryError as exc:
+            except (LookerQueryError, QueryTaskError) as exc:
                 raise self._failure(current, str(exc)) from exc
+            except QueryTimeoutError as exc:
+                rest = current.from_(_parse_instant(held_second)) if held_second else current
+                if rest.is_single_second:
+                    raise self._failure(rest, str(exc)) from exc
+                # Too slow for Looker as one query: read it as two halves, in order.
+                self.stats.splits += 1
+                middle = floor_second(rest.start + (rest.end - rest.start) / 2)
+                first = Window(rest.start, middle)
+                self.logger.warning(
+                    "%s: %s; splitting window %s in two", self.name, exc, rest.describe(self._tz)
+                )
+                yield from self._emit_window(first, self._fetch(self._window_body(first, limit)))
+                current = Window(middle, rest.end)
+                attempts = 0
+                fetch = self._fetch(self._window_body(current, limit))
+                continue
             except (ResultError, LookerError, requests.RequestException, OSError) as exc:
                 if isinstance(exc, LookerError) and exc.status is not None and exc.status < 500:  # noqa: PLR2004
                     raise self._failure(current, str(exc)) from exc

@@ -210,6 +210,23 @@ class TapLookerQuery(Tap):
             description="Queries in flight at once across all streams (Looker allows 15 per user).",
         ),
         th.Property(
+            "query_mode",
+            th.StringType(allowed_values=["auto", "sync", "async"]),
+            default="auto",
+            title="Query Mode",
+            description="How queries run: 'auto' runs them inline and switches a query to a "
+            "Looker query task when Looker takes longer than 'timeout' to answer; 'async' "
+            "always uses query tasks; 'sync' never does.",
+        ),
+        th.Property(
+            "query_timeout",
+            th.IntegerType,
+            default=600,
+            title="Query Timeout",
+            description="Seconds a query task may run before it is killed and its window is "
+            "split in two and retried.",
+        ),
+        th.Property(
             "max_retries",
             th.IntegerType,
             default=5,
@@ -278,6 +295,8 @@ class TapLookerQuery(Tap):
             max_retries=int(self.config.get("max_retries", 5)),
             max_retry_wait=float(self.config.get("max_retry_wait") or 60),
             max_concurrent_queries=concurrent,
+            query_mode=str(self.config.get("query_mode") or "auto"),
+            query_timeout=float(self.config.get("query_timeout") or 600),
         )
 
     @property
