@@ -195,7 +195,7 @@ class Session:
         self.http.headers["User-Agent"] = USER_AGENT
         self.retrier = retrier
         self.logger = logger
-        self.on_unauthorized: Callable[[], dict[str, str]] | None = None
+        self.on_unauthorized: Callable[[str | None], dict[str, str]] | None = None
 
     def send(  # noqa: PLR0913
         self,
@@ -244,7 +244,7 @@ class Session:
             if status == 401 and authenticated and not relogged and self.on_unauthorized:  # noqa: PLR2004
                 response.close()
                 self.logger.warning("Looker rejected the API token (401); logging in again")
-                request_headers.update(self.on_unauthorized())
+                request_headers.update(self.on_unauthorized(request_headers.get("Authorization")))
                 relogged = True
                 continue
             if status in RETRYABLE_STATUSES and attempt < self.retrier.max_retries:
@@ -386,10 +386,13 @@ class LookerClient:
 
     # Authentication
 
-    def _relogin(self) -> dict[str, str]:
-        self.stats.count_relogin()
+    def _relogin(self, rejected: str | None) -> dict[str, str]:
+        """Log in again after a 401, once for all the requests that carried the dead token."""
         with self._login_lock:
-            self._auth.token = auth_token.AuthToken()
+            current = self._auth.token.access_token
+            if rejected is None or (current and rejected.endswith(current)):
+                self.stats.count_relogin()
+                self._auth.token = auth_token.AuthToken()
         return self.auth_headers()
 
     def auth_headers(self) -> dict[str, str]:

@@ -94,7 +94,7 @@ _QUERY_SPEC = th.ObjectType(
             ),
             th.Property(
                 "result_format",
-                th.StringType(allowed_values=["json", "csv"]),
+                th.StringType,
                 description="Result format to request: json (default) or csv.",
             ),
             th.Property("primary_keys", th.ArrayType(th.StringType), description="Key fields."),

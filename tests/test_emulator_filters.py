@@ -1,7 +1,6 @@
 """Query semantics: filter grammar, limits, sorts, time zones, measures, inserted rows."""
 
 # Filter values are naive datetimes in the query time zone, as Looker reads them.
-# ruff: noqa: DTZ001
 
 from __future__ import annotations
 

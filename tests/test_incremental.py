@@ -7,74 +7,14 @@ from collections import Counter
 
 import pytest
 
-from tests.tap_runner import run_tap
-
-START = "2026-07-04T00:00:00+00:00"  # the System Activity data set spans 2026-07-04 .. 2026-11-01
-FIELDS = [
-    "history.id",
-    "history.created_time",
-    "history.runtime",
-    "history.status",
-    "history.is_single_query",
-    "user.id",
-    "user.name",
-    "query.model",
-]
-
-
-def history_spec(**overrides):
-    spec = {
-        "name": "query_history",
-        "model": "system__activity",
-        "explore": "history",
-        "fields": FIELDS,
-        "sorts": ["history.created_time"],
-        "metadata": {"datetime": "history.created_time", "primary_keys": ["history.id"]},
-    }
-    spec.update(overrides)
-    return spec
-
-
-def config_for(emulator, *specs, **settings):
-    return {
-        "base_url": emulator.base_url,
-        "client_id": emulator.client_id,
-        "client_secret": emulator.client_secret,
-        "start_date": START,
-        "queries": list(specs),
-        **settings,
-    }
-
-
-def as_record(row):
-    """What the tap must make of a Looker json row (independent of the tap's converters)."""
-    out = {}
-    for name, value in row.items():
-        prop = name.replace(".", "_")
-        if name == "history.created_time" and value is not None:
-            value = value.replace(" ", "T") + "+00:00"
-        elif name == "history.is_single_query" and value is not None:
-            value = {"Yes": True, "No": False}[value]
-        out[prop] = value
-    return out
-
-
-def expected_history(emulator, since=START, until=None):
-    since_text = dt.datetime.fromisoformat(since).strftime("%Y-%m-%d %H:%M:%S")
-    until_text = (until or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M:%S")
-    rows = emulator.query_rows(
-        "system__activity",
-        "history",
-        FIELDS,
-        filters={"history.created_time": f"{since_text} to {until_text}"},
-        sorts=["history.created_time"],
-        limit="-1",
-    )
-    return [as_record(row) for row in rows]
-
-
-def by_id(records):
-    return sorted(records, key=lambda r: r["history_id"])
+from tests.tap_runner import (
+    START,
+    by_id,
+    config_for,
+    expected_history,
+    history_spec,
+    run_tap,
+)
 
 
 def test_full_backfill_equals_lookers_rows_exactly(looker_emulator):
@@ -93,10 +33,19 @@ def test_full_backfill_equals_lookers_rows_exactly(looker_emulator):
 def test_second_run_gets_exactly_the_new_rows(looker_emulator):
     first = run_tap(config_for(looker_emulator, history_spec()))
     bookmark = first.bookmark("query_history")
-    at_bookmark = {r["history_id"] for r in first.records("query_history") if r["history_created_time"] == bookmark}
+    at_bookmark = {
+        r["history_id"]
+        for r in first.records("query_history")
+        if r["history_created_time"] == bookmark
+    }
     new_rows = [
-        {"history.id": 900_000 + i, "history.created_time": f"2026-11-20 0{i}:00:00", "history.runtime": 1.5,
-         "history.status": "complete", "history.is_single_query": "Yes"}
+        {
+            "history.id": 900_000 + i,
+            "history.created_time": f"2026-11-20 0{i}:00:00",
+            "history.runtime": 1.5,
+            "history.status": "complete",
+            "history.is_single_query": "Yes",
+        }
         for i in range(5)
     ]
     looker_emulator.insert_rows("system__activity", "history", new_rows)
@@ -124,8 +73,14 @@ def test_row_limit_smaller_than_windows_and_seconds_loses_nothing(looker_emulato
 
 
 def test_csv_and_json_produce_identical_records(looker_emulator):
-    csv_spec = history_spec(name="history_csv", metadata={
-        "datetime": "history.created_time", "primary_keys": ["history.id"], "result_format": "csv"})
+    csv_spec = history_spec(
+        name="history_csv",
+        metadata={
+            "datetime": "history.created_time",
+            "primary_keys": ["history.id"],
+            "result_format": "csv",
+        },
+    )
     run = run_tap(config_for(looker_emulator, history_spec(), csv_spec))
     assert run.records("history_csv") == run.records("query_history")
     assert len(run.records("history_csv")) > 10_000
@@ -160,10 +115,17 @@ def test_windows_are_half_open_sorted_and_always_send_the_time_zone(looker_emula
 
 
 def test_full_table_spec_reads_all_rows(looker_emulator):
-    spec = {"name": "users", "model": "system__activity", "explore": "user",
-            "fields": ["user.id", "user.name", "user.is_looker"], "sorts": ["user.id"]}
+    spec = {
+        "name": "users",
+        "model": "system__activity",
+        "explore": "user",
+        "fields": ["user.id", "user.name", "user.is_looker"],
+        "sorts": ["user.id"],
+    }
     run = run_tap(config_for(looker_emulator, spec))
-    expected = looker_emulator.query_rows("system__activity", "user", spec["fields"], sorts=["user.id"], limit="-1")
+    expected = looker_emulator.query_rows(
+        "system__activity", "user", spec["fields"], sorts=["user.id"], limit="-1"
+    )
     assert len(run.records("users")) == len(expected)
     assert run.records("users")[0]["user_is_looker"] in {True, False, None}
     [body] = [r.body for r in looker_emulator.requests if r.path.endswith("/queries/run/json")]
@@ -173,7 +135,9 @@ def test_full_table_spec_reads_all_rows(looker_emulator):
 def test_manual_backfill_runs_the_given_filter_and_keeps_the_bookmark(looker_emulator):
     first = run_tap(config_for(looker_emulator, history_spec()))
     bookmark = first.bookmark("query_history")
-    backfill = history_spec(filters={"history.created_time": "2026-08-01 00:00:00 to 2026-08-02 00:00:00"})
+    backfill = history_spec(
+        filters={"history.created_time": "2026-08-01 00:00:00 to 2026-08-02 00:00:00"}
+    )
     run = run_tap(config_for(looker_emulator, backfill), state=first.last_state)
     records = run.records("query_history")
     assert records and all(r["history_created_time"].startswith("2026-08-01") for r in records)

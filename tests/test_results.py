@@ -41,7 +41,9 @@ def csv_rows(data: bytes):
 
 
 def test_json_rows():
-    body = b'[{"v.id": 1, "v.name": "a, \\"b\\"\\n\xf0\x9f\x99\x82"}, {"v.id": 2.5, "v.name": null}]'
+    body = (
+        b'[{"v.id": 1, "v.name": "a, \\"b\\"\\n\xf0\x9f\x99\x82"}, {"v.id": 2.5, "v.name": null}]'
+    )
     assert json_rows(body) == [
         {"v.id": 1, "v.name": 'a, "b"\n🙂'},
         {"v.id": 2.5, "v.name": None},

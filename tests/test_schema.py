@@ -90,9 +90,7 @@ def test_unknown_type_is_reported_as_unknown():
 
 
 def test_property_schema_is_nullable_and_keeps_looker_name_and_label():
-    field = LookerField(
-        name="history.created_time", type="date_time", label="History Created Time"
-    )
+    field = LookerField(name="history.created_time", type="date_time", label="History Created Time")
     schema = property_schema(field, Kind.DATETIME)
     assert schema["type"] == ["string", "null"]
     assert schema["format"] == "date-time"
@@ -115,7 +113,7 @@ def test_property_schema_is_nullable_and_keeps_looker_name_and_label():
         (Kind.INTEGER, 7.0, 7),
         (Kind.INTEGER, "2024", 2024),
         (Kind.DATE, "2024-03-01", "2024-03-01"),
-        (Kind.STRING, "a, \"b\"\n🙂", "a, \"b\"\n🙂"),
+        (Kind.STRING, 'a, "b"\n🙂', 'a, "b"\n🙂'),
         (Kind.STRING, 5, "5"),
         (Kind.DATETIME, "2024-03-01 10:00:05", "2024-03-01T10:00:05+00:00"),
         (Kind.DATETIME, "2024-03-01 10:00:05.250", "2024-03-01T10:00:05.250000+00:00"),

@@ -66,7 +66,10 @@ def test_queries_file_holds_one_spec_or_a_list(tmp_path):
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ({"model": "m", "explore": "e", "fields": ["v.a"]}, "queries[0]: missing required key 'name'"),
+        (
+            {"model": "m", "explore": "e", "fields": ["v.a"]},
+            "queries[0]: missing required key 'name'",
+        ),
         (spec(fields=[]), "query 'query_history': missing required key 'fields'"),
         (spec(name="Query-History"), "query 'Query-History': key 'name' must match"),
         (spec(limit="lots"), "key 'limit' must be a positive whole number or -1"),

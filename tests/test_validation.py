@@ -50,13 +50,24 @@ def no_query_ran(emulator):
     [
         (
             history(fields=["history.id", "history.creatd_time"], metadata={}),
-            "query 'query_history': field 'history.creatd_time' is not in explore "
-            "system__activity::history; did you mean 'history.created_time'?",
+            (
+                "query 'query_history': field 'history.creatd_time' is not in explore "
+                "system__activity::history; did you mean 'history.created_time'?"
+            ),
         ),
-        (history(model="system_activity"), "unknown model 'system_activity'; did you mean 'system__activity'?"),
-        (history(explore="histroy"), "model 'system__activity' has no explore 'histroy'; did you mean 'history'?"),
         (
-            history(fields=["history.id", "history.created_month"], metadata={"datetime": "history.created_month"}),
+            history(model="system_activity"),
+            "unknown model 'system_activity'; did you mean 'system__activity'?",
+        ),
+        (
+            history(explore="histroy"),
+            "model 'system__activity' has no explore 'histroy'; did you mean 'history'?",
+        ),
+        (
+            history(
+                fields=["history.id", "history.created_month"],
+                metadata={"datetime": "history.created_month"},
+            ),
             "not a time field",
         ),
         (history(filters={"history.workspace_id": "x"}), "filter on 'history.workspace_id'"),
@@ -73,13 +84,33 @@ def test_specs_that_do_not_match_looker(looker_emulator, spec, message):
     [
         ([history(), history()], ["duplicate stream name"]),
         ([history(name="Query History")], ["key 'name' must match ^[a-z][a-z0-9_]*$"]),
-        ([{"name": "x", "model": "m"}], ["query 'x': missing required key 'explore'", "query 'x': missing required key 'fields'"]),
+        (
+            [{"name": "x", "model": "m"}],
+            [
+                "query 'x': missing required key 'explore'",
+                "query 'x': missing required key 'fields'",
+            ],
+        ),
         ([history(limit="ten")], ["key 'limit' must be a positive whole number or -1"]),
-        ([history(metadata={"datetime": "history.created_time", "default_days": "4 days"})], ["'metadata.default_days'"]),
-        ([history(metadata={"result_format": "xlsx"})], ["'metadata.result_format' must be 'json' or 'csv'"]),
-        ([history(metadata={"datetime": "history.completed_time"})], ["which is not among 'fields'"]),
+        (
+            [history(metadata={"datetime": "history.created_time", "default_days": "4 days"})],
+            ["'metadata.default_days'"],
+        ),
+        (
+            [history(metadata={"result_format": "xlsx"})],
+            ["'metadata.result_format' must be 'json' or 'csv'"],
+        ),
+        (
+            [history(metadata={"datetime": "history.completed_time"})],
+            ["which is not among 'fields'"],
+        ),
         ([history(metadata={"primary_keys": ["history.idd"]})], ["did you mean 'history.id'?"]),
-        ([history(fields=["history.id", "history_id.x"]), ], []),
+        (
+            [
+                history(fields=["history.id", "history_id.x"]),
+            ],
+            [],
+        ),
     ],
 )
 def test_spec_problems_each_get_a_message(looker_emulator, specs, messages):

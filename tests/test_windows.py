@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +27,7 @@ def test_windows_cover_the_span_exactly_without_overlap(start, span, hours):
         return
     assert windows[0].start == floor_second(start)
     assert windows[-1].end == floor_second(end)
-    for before, after in zip(windows, windows[1:]):
+    for before, after in itertools.pairwise(windows):
         assert before.end == after.start
     assert all(w.end - w.start <= dt.timedelta(hours=hours) for w in windows)
     assert all(w.start.microsecond == 0 and w.end.microsecond == 0 for w in windows)
