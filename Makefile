@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e . --group dev
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e . --group dev
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -28,7 +28,13 @@ from tap_looker_query.results import (
     iter_csv_rows,
     iter_json_rows,
 )
-from tap_looker_query.schema import Kind, ValueMismatchError, converter_for, timezone
+from tap_looker_query.schema import (
+    Kind,
+    ValueMismatchError,
+    converter_for,
+    record_converter,
+    timezone,
+)
 from tap_looker_query.specs import LOOKER_DEFAULT_LIMIT, UNLIMITED
 from tap_looker_query.spool import Spool
 from tap_looker_query.windows import ONE_SECOND, Window, floor_second, plan_windows
@@ -153,17 +159,19 @@ class QueryStream(Stream):
     def _converter(self) -> Callable[[Mapping[str, t.Any]], dict[str, t.Any]]:
         """Looker row (keyed by field name) -> record of exact JSON types, per the schema."""
         properties = self.schema.get("properties", {})
-        plan = tuple(
-            (name, prop, converter_for(kind_from_schema(properties[prop]), self._tz))
+        plan = [
+            (name, prop, kind_from_schema(properties[prop]))
             for name, prop in self.tap.field_properties(self.spec)
             if prop in properties
-        )
+        ]
+        fast = record_converter(plan, self._tz)
+        slow = [(name, converter_for(kind, self._tz)) for name, _prop, kind in plan]
 
         def convert(row: Mapping[str, t.Any]) -> dict[str, t.Any]:
             try:
-                return {prop: conv(row[name]) for name, prop, conv in plan}
+                return fast(row)
             except (KeyError, ValueMismatchError):
-                for name, _prop, conv in plan:
+                for name, conv in slow:  # say which field, and what Looker sent
                     if name not in row:
                         msg = f"a row lacks the selected field '{name}'"
                         raise ValueMismatchError(msg) from None

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 import requests
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
@@ -39,6 +38,7 @@ from tap_looker_query.schema import (
 )
 from tap_looker_query.specs import SpecError, _closest, check_against_explore, parse_specs
 from tap_looker_query.streams import QueryStream
+from tap_looker_query.writer import BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -127,7 +127,7 @@ class TapLookerQuery(Tap):
 
     name = "tap-looker-query"
     dynamic_catalog = True
-    message_writer_class = MsgSpecWriter
+    message_writer_class = BufferedMsgSpecWriter
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
         *Tap.capabilities,
         TapCapabilities.TEST,
