@@ -1,0 +1,1 @@
+"""tap-looker-query tests."""
