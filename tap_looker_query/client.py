@@ -346,6 +346,7 @@ class QueryBody:
     limit: int
     query_timezone: str
     filter_expression: str | None = None
+    client_id: str | None = None
 
     def as_json(self) -> dict[str, t.Any]:
         """The request body; `limit` is a string in Looker's API."""
@@ -360,6 +361,8 @@ class QueryBody:
         }
         if self.filter_expression:
             body["filter_expression"] = self.filter_expression
+        if self.client_id:
+            body["client_id"] = self.client_id
         return body
 
 
@@ -486,6 +489,36 @@ class LookerClient:
         except SDKError as exc:
             raise LookerError(_sdk_message(exc)) from exc
         return [model.name for model in models if model.name]
+
+    # Saved content
+
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> t.Any:  # noqa: ANN401
+        """`GET` an API path and return its JSON.
+
+        Raises:
+            NotFoundError: Looker answered 404.
+            LookerError: any other error.
+        """
+        return self._api("GET", path, params=params).json()
+
+    def look(self, look_id: str) -> dict[str, t.Any]:
+        """A Look with its query (`GET /looks/{id}`)."""
+        return dict(self.get_json(f"/looks/{quote(look_id)}", {"fields": "id,title,query"}))
+
+    def saved_query(self, query_id: str) -> dict[str, t.Any]:
+        """A saved query by id (`GET /queries/{id}`)."""
+        return dict(self.get_json(f"/queries/{quote(query_id)}"))
+
+    def query_for_slug(self, slug: str) -> dict[str, t.Any]:
+        """A saved query by slug (`GET /queries/slug/{slug}`)."""
+        return dict(self.get_json(f"/queries/slug/{quote(slug)}"))
+
+    def dashboard(self, dashboard_id: str) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
+        """A dashboard (with its filters) and its elements (tiles)."""
+        path = f"/dashboards/{quote(dashboard_id, safe=':')}"
+        dashboard = dict(self.get_json(path, {"fields": "id,title,dashboard_filters"}))
+        elements = list(self.get_json(f"{path}/dashboard_elements"))
+        return dashboard, elements
 
     # Query runs
 

@@ -8,6 +8,7 @@ message that names the spec and the key.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
@@ -15,6 +16,7 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tap_looker_query.presets import PRESETS
 from tap_looker_query.schema import Kind, LookerField, kind_of, property_name
 
 if t.TYPE_CHECKING:
@@ -41,6 +43,9 @@ _TOP_KEYS = {
 }
 _METADATA_KEYS = {"datetime", "default_days", "result_format", "primary_keys", "window_hours"}
 _REQUIRED = ("name", "model", "explore", "fields")
+#: Keys that take a spec's query from somewhere else than its own model/explore/fields.
+SOURCE_KEYS = ("look_id", "dashboard_id", "query_id", "query_slug", "preset")
+_TOP_KEYS |= set(SOURCE_KEYS)
 
 
 class SpecError(Exception):
@@ -70,11 +75,12 @@ class QuerySpec:
     primary_keys: tuple[str, ...] = ()
     window_hours: int | None = None
     origin: str = "queries"
+    source: str = ""
 
     @property
     def label(self) -> str:
-        """How messages name this spec."""
-        return f"query '{self.name}'"
+        """How messages name this spec (and the Look or tile it comes from)."""
+        return f"query '{self.name}'" + (f" ({self.source})" if self.source else "")
 
     @property
     def explore_id(self) -> str:
@@ -102,6 +108,37 @@ class QuerySpec:
         return [property_name(name) for name in self.primary_keys]
 
 
+@dataclass(frozen=True)
+class SavedSpec:
+    """A spec whose query lives in Looker: a Look, a dashboard, or a saved query.
+
+    `overrides` holds the spec's own keys (fields, filters, sorts, limit, metadata...), applied
+    over the saved query once it is fetched; `resolve_saved` then validates the result like an
+    inline spec.
+    """
+
+    name: str
+    kind: str  # one of SOURCE_KEYS except "preset"
+    ref: str
+    overrides: Mapping[str, t.Any] = field(default_factory=dict)
+    origin: str = "queries"
+
+    @property
+    def label(self) -> str:
+        """How messages name this spec."""
+        return f"query '{self.name}'"
+
+    @property
+    def describe(self) -> str:
+        """`Look 5`, `dashboard 3`, `query 12`, `query slug abc`."""
+        return {
+            "look_id": f"Look {self.ref}",
+            "dashboard_id": f"dashboard {self.ref}",
+            "query_id": f"query {self.ref}",
+            "query_slug": f"query slug {self.ref}",
+        }[self.kind]
+
+
 def _closest(name: str, candidates: Iterable[str]) -> str:
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
@@ -124,10 +161,46 @@ def _str_list(value: object) -> list[str] | None:
     return None
 
 
-def _parse_one(raw: object, origin: str, problems: list[str]) -> QuerySpec | None:  # noqa: C901, PLR0912, PLR0915
+def _parse_one(raw: object, origin: str, problems: list[str]) -> QuerySpec | SavedSpec | None:  # noqa: PLR0911
+    """A spec from its config object: inline, a preset, or a reference to saved content."""
     if not isinstance(raw, dict):
         problems.append(f"{origin}: a query spec must be a JSON object, got {type(raw).__name__}")
         return None
+    name = raw.get("name")
+    where = f"query '{name}'" if isinstance(name, str) and name else origin
+    sources = [key for key in SOURCE_KEYS if raw.get(key) not in (None, "")]
+    if len(sources) > 1:
+        problems.append(f"{where}: set only one of {', '.join(sources)}")
+        return None
+    if not sources:
+        return _parse_inline(raw, origin, problems)
+    kind = sources[0]
+    if kind == "preset":
+        expanded = expand_preset(raw, where, problems)
+        return None if expanded is None else _parse_inline(expanded, origin, problems)
+    ref = raw[kind]
+    if isinstance(ref, bool) or not isinstance(ref, (str, int)):
+        problems.append(f"{where}: key '{kind}' must be an id (a number or a string)")
+        return None
+    before = len(problems)
+    if not isinstance(name, str) or not name:
+        problems.append(f"{where}: missing required key 'name'")
+    elif not STREAM_NAME.match(name):
+        problems.append(
+            f"{where}: key 'name' must match ^[a-z][a-z0-9_]*$ (lowercase letters, digits, "
+            "underscores; it becomes the stream and table name)"
+        )
+    for key in sorted(set(raw) - _TOP_KEYS):
+        problems.append(f"{where}: unknown key '{key}'{_closest(key, _TOP_KEYS)}")
+    if len(problems) > before:
+        return None
+    overrides = {key: value for key, value in raw.items() if key not in {"name", kind}}
+    return SavedSpec(str(name), kind, str(ref), overrides, origin)
+
+
+def _parse_inline(  # noqa: C901, PLR0912, PLR0915
+    raw: dict[str, t.Any], origin: str, problems: list[str], source: str = ""
+) -> QuerySpec | None:
     name = raw.get("name")
     where = f"query '{name}'" if isinstance(name, str) and name else origin
     before = len(problems)
@@ -275,6 +348,7 @@ def _parse_one(raw: object, origin: str, problems: list[str]) -> QuerySpec | Non
         primary_keys=tuple(key_list),
         window_hours=window_hours,
         origin=origin,
+        source=source,
     )
 
 
@@ -298,7 +372,7 @@ def load_queries_file(path: str | Path) -> list[object]:
     return content if isinstance(content, list) else [content]
 
 
-def parse_specs(config: Mapping[str, t.Any]) -> list[QuerySpec]:
+def parse_specs(config: Mapping[str, t.Any]) -> list[QuerySpec | SavedSpec]:
     """All specs from `queries` and `queries_file`, validated on their own.
 
     Raises:
@@ -380,3 +454,138 @@ def check_against_explore(  # noqa: C901
                 "use a time dimension"
             )
     return problems
+
+
+def expand_preset(
+    raw: Mapping[str, t.Any], where: str, problems: list[str]
+) -> dict[str, t.Any] | None:
+    """A preset's curated spec with the user's keys over it (`metadata` merged key by key)."""
+    name = raw.get("preset")
+    if name not in PRESETS:
+        problems.append(
+            f"{where}: key 'preset': unknown preset {name!r}{_closest(str(name), PRESETS)} "
+            f"(presets: {', '.join(sorted(PRESETS))})"
+        )
+        return None
+    base = copy.deepcopy(PRESETS[str(name)])
+    merged = {**base, **{key: value for key, value in raw.items() if key != "preset"}}
+    user_metadata = raw.get("metadata")
+    if isinstance(user_metadata, dict):
+        merged["metadata"] = {**base.get("metadata", {}), **user_metadata}
+    return merged
+
+
+def _tile_slug(title: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+    return slug or "tile"
+
+
+def saved_query_spec(
+    saved: SavedSpec,
+    query: Mapping[str, t.Any],
+    source: str,
+    name: str | None = None,
+    extra_filters: Mapping[str, str] | None = None,
+) -> tuple[QuerySpec | None, list[str]]:
+    """The spec for a saved query (a Look's, a tile's), with the spec's own keys over it.
+
+    The window of an incremental spec replaces the saved query's own filter on the datetime
+    field, unless the spec sets `filters` itself.
+    """
+    problems: list[str] = []
+    overrides = dict(saved.overrides)
+    metadata = overrides.get("metadata")
+    datetime_field = metadata.get("datetime") if isinstance(metadata, dict) else None
+    filters = {**dict(query.get("filters") or {}), **dict(extra_filters or {})}
+    if datetime_field and "filters" not in overrides:
+        filters.pop(datetime_field, None)
+    merged: dict[str, t.Any] = {
+        "name": name or saved.name,
+        "model": query.get("model"),
+        "explore": query.get("view"),
+        "fields": list(query.get("fields") or []),
+        "filters": filters,
+        "sorts": list(query.get("sorts") or []),
+    }
+    for key in ("limit", "filter_expression"):
+        if query.get(key) not in (None, ""):
+            merged[key] = query[key]
+    merged.update(overrides)
+    dynamic = query.get("dynamic_fields")
+    if dynamic not in (None, "", "[]") and "fields" not in overrides:
+        problems.append(
+            f"query '{merged['name']}' ({source}): uses custom fields or table calculations "
+            "(dynamic_fields), which the tap cannot type; list plain 'fields' in the spec"
+        )
+        return None, problems
+    spec = _parse_inline(merged, saved.origin, problems, source=source)
+    return spec, problems
+
+
+def dashboard_specs(  # noqa: C901
+    saved: SavedSpec,
+    dashboard: Mapping[str, t.Any],
+    elements: Sequence[Mapping[str, t.Any]],
+) -> tuple[list[QuerySpec], list[str], list[str]]:
+    """One spec per query-backed tile: (specs, problems, notes on tiles that were skipped).
+
+    Tiles listen to the dashboard's filters: each filter's default value is applied to the
+    field the tile maps it to. Text tiles are skipped; merged-result and SQL Runner tiles cannot
+    run as one Looker query and are reported by name.
+    """
+    defaults = {
+        str(item.get("name") or item.get("title")): item.get("default_value")
+        for item in dashboard.get("dashboard_filters") or []
+    }
+    unknown = sorted(set(saved.overrides) - {"limit", "metadata"})
+    problems = [
+        f"query '{saved.name}' (dashboard {saved.ref}): key '{key}' does not apply to a "
+        "dashboard (its tiles have their own queries); only 'limit' and 'metadata' do"
+        for key in unknown
+    ]
+    specs: list[QuerySpec] = []
+    notes: list[str] = []
+    used: set[str] = set()
+    for element in elements:
+        title = str(
+            element.get("title") or element.get("title_text") or f"tile {element.get('id')}"
+        )
+        maker = element.get("result_maker") or {}
+        where = f"dashboard {saved.ref} tile '{title}'"
+        if element.get("type") == "text":
+            notes.append(f"{where}: a text tile, skipped")
+            continue
+        if element.get("merge_result_id") or maker.get("merge_result_id"):
+            notes.append(f"{where}: merged results cannot run as one Looker query; skipped")
+            continue
+        if maker.get("sql_query_id"):
+            notes.append(f"{where}: a SQL Runner tile has no explore to type it from; skipped")
+            continue
+        look = element.get("look") or {}
+        query = element.get("query") or look.get("query") or maker.get("query")
+        if not query:
+            notes.append(f"{where}: no query behind it; skipped")
+            continue
+        listened: dict[str, str] = {}
+        for filterable in maker.get("filterables") or []:
+            for listen in filterable.get("listen") or []:
+                value = defaults.get(str(listen.get("dashboard_filter_name")))
+                if value not in (None, "") and listen.get("field"):
+                    listened[str(listen["field"])] = str(value)
+        base = f"{saved.name}_{_tile_slug(title)}"
+        name, counter = base, 2
+        while name in used:
+            name, counter = f"{base}_{counter}", counter + 1
+        used.add(name)
+        tile_saved = SavedSpec(
+            name,
+            saved.kind,
+            saved.ref,
+            {key: value for key, value in saved.overrides.items() if key not in unknown},
+            saved.origin,
+        )
+        spec, found = saved_query_spec(tile_saved, query, where, name=name, extra_filters=listened)
+        problems += found
+        if spec is not None:
+            specs.append(spec)
+    return specs, problems, notes

@@ -11,6 +11,8 @@ second without losing or repeating a row.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import string
 import threading
 import time
 import typing as t
@@ -22,6 +24,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_looker_query.client import LookerError, QueryBody, QueryTaskError, QueryTimeoutError
+from tap_looker_query.presets import CLIENT_ID_PREFIX, HISTORY_RETENTION_DAYS
 from tap_looker_query.results import (
     LookerQueryError,
     ResultError,
@@ -200,6 +203,7 @@ class QueryStream(Stream):
             limit=limit,
             query_timezone=self._tz_name,
             filter_expression=spec.filter_expression,
+            client_id=own_client_id(),
         )
 
     def _window_body(self, window: Window, limit: int) -> QueryBody:
@@ -225,9 +229,23 @@ class QueryStream(Stream):
         ):
             return _parse_instant(str(state["replication_key_value"]))
         start_date = self.config.get("start_date")
-        if start_date:
-            return _parse_instant(str(start_date))
-        return self.tap.run_started - dt.timedelta(days=self.spec.default_days)
+        start = (
+            _parse_instant(str(start_date))
+            if start_date
+            else self.tap.run_started - dt.timedelta(days=self.spec.default_days)
+        )
+        age = (self.tap.run_started - start).days
+        if (self.spec.model, self.spec.explore) == ("system__activity", "history") and (
+            age > HISTORY_RETENTION_DAYS
+        ):
+            self.logger.warning(
+                "%s: the start reaches back %d days, but Looker keeps System Activity History "
+                "for %d days only; older rows are gone and cannot be read",
+                self.name,
+                age,
+                HISTORY_RETENTION_DAYS,
+            )
+        return start
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
@@ -238,6 +256,7 @@ class QueryStream(Stream):
         """
         self.stats = StreamStats(started=time.monotonic())
         try:
+            self._check_catalog_matches_spec()
             if self.spec.is_incremental and not self.spec.is_manual_backfill:
                 yield from self._incremental(context)
             else:
@@ -246,6 +265,21 @@ class QueryStream(Stream):
             self.tap.record_failure(self.name, str(exc))
         finally:
             self._log_summary()
+
+    def _check_catalog_matches_spec(self) -> None:
+        """A Look or tile whose fields changed since discovery is reported, not reshaped."""
+        wanted = [prop for _name, prop in self.tap.field_properties(self.spec)]
+        known = list(self.schema.get("properties", {}))
+        if set(wanted) == set(known):
+            return
+        added = sorted(set(wanted) - set(known))
+        removed = sorted(set(known) - set(wanted))
+        msg = (
+            f"{self.spec.label}: its fields changed since the catalog was discovered "
+            f"(new: {', '.join(added) or 'none'}; gone: {', '.join(removed) or 'none'}); run "
+            "discovery again (Meltano: --refresh-catalog)"
+        )
+        raise WindowFailedError(msg)
 
     # Incremental windows
 
@@ -554,6 +588,13 @@ class QueryStream(Stream):
             stats.retries,
             time.monotonic() - stats.started,
         )
+
+
+def own_client_id() -> str:
+    """A fresh 22-character query client id that marks the query as the tap's own."""
+    alphabet = string.ascii_letters + string.digits
+    tail = "".join(secrets.choice(alphabet) for _ in range(22 - len(CLIENT_ID_PREFIX)))
+    return CLIENT_ID_PREFIX + tail
 
 
 def _parse_instant(value: str) -> dt.datetime:

@@ -5,6 +5,7 @@ Streams are built from the input catalog first; Looker is asked only for what is
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -28,6 +29,7 @@ from tap_looker_query.client import (
     NotFoundError,
     QueryBody,
 )
+from tap_looker_query.presets import CLIENT_ID_PREFIX
 from tap_looker_query.schema import (
     Kind,
     LookerField,
@@ -36,7 +38,16 @@ from tap_looker_query.schema import (
     property_schema,
     timezone,
 )
-from tap_looker_query.specs import SpecError, _closest, check_against_explore, parse_specs
+from tap_looker_query.specs import (
+    QuerySpec,
+    SavedSpec,
+    SpecError,
+    _closest,
+    check_against_explore,
+    dashboard_specs,
+    parse_specs,
+    saved_query_spec,
+)
 from tap_looker_query.streams import QueryStream
 from tap_looker_query.writer import BufferedMsgSpecWriter
 
@@ -46,7 +57,6 @@ if t.TYPE_CHECKING:
     import click
     from singer_sdk.streams import Stream
 
-    from tap_looker_query.specs import QuerySpec
 
 if t.TYPE_CHECKING:
     from typing_extensions import override
@@ -196,6 +206,15 @@ class TapLookerQuery(Tap):
             "looker_ingestion's format; relative to the working directory.",
         ),
         th.Property(
+            "exclude_own_queries",
+            th.BooleanType,
+            default=False,
+            title="Exclude Own Queries",
+            description="Leave the tap's own queries out of System Activity History specs. "
+            "The tap gives each query it runs a client id starting with 'tapLookerQuery', "
+            "which History shows as query.client_id.",
+        ),
+        th.Property(
             "window_hours",
             th.IntegerType,
             default=24,
@@ -328,15 +347,17 @@ class TapLookerQuery(Tap):
 
     @property
     def specs(self) -> list[QuerySpec]:
-        """The validated query specs.
+        """The validated query specs, Looks, dashboards and saved queries resolved.
 
         Raises:
-            ConfigValidationError: with one message per problem.
+            ConfigValidationError: with one message per problem. Problems that need no Looker
+                call are reported before any request is sent.
         """
         if self._specs is None:
             problems: list[str] = []
+            parsed: list[QuerySpec | SavedSpec] = []
             try:
-                self._specs = parse_specs(self.config)
+                parsed = parse_specs(self.config)
             except SpecError as exc:
                 problems = exc.problems
             try:
@@ -350,7 +371,70 @@ class TapLookerQuery(Tap):
             if problems:
                 msg = "Invalid query specs"
                 raise ConfigValidationError(msg, errors=problems)
-        return t.cast("list[QuerySpec]", self._specs)
+            specs = self._resolve(parsed)
+            self._specs = [self._exclude_own_queries(spec) for spec in specs]
+        return self._specs
+
+    def _resolve(self, parsed: list[QuerySpec | SavedSpec]) -> list[QuerySpec]:  # noqa: C901, PLR0912
+        """Fetch the queries of Looks, dashboards and saved queries into specs."""
+        problems: list[str] = []
+        specs: list[QuerySpec] = []
+        for item in parsed:
+            if isinstance(item, QuerySpec):
+                specs.append(item)
+                continue
+            try:
+                if item.kind == "dashboard_id":
+                    dashboard, elements = self.client.dashboard(item.ref)
+                    tiles, found, notes = dashboard_specs(item, dashboard, elements)
+                    for note in notes:
+                        self.logger.warning("%s: %s", item.name, note)
+                    specs += tiles
+                    problems += found
+                    continue
+                if item.kind == "look_id":
+                    query = self.client.look(item.ref).get("query") or {}
+                elif item.kind == "query_id":
+                    query = self.client.saved_query(item.ref)
+                else:
+                    query = self.client.query_for_slug(item.ref)
+            except NotFoundError:
+                problems.append(
+                    f"{item.label}: {item.describe} does not exist, or the API user cannot see it"
+                )
+                continue
+            except LoginError as exc:
+                raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
+            except (LookerError, requests.RequestException) as exc:
+                problems.append(f"{item.label}: cannot read {item.describe}: {exc}")
+                continue
+            spec, found = saved_query_spec(item, query, item.describe)
+            problems += found
+            if spec is not None:
+                specs.append(spec)
+        names: dict[str, str] = {}
+        for spec in specs:
+            if spec.name in names:
+                problems.append(
+                    f"{spec.label}: duplicate stream name (also {names[spec.name]}); names must "
+                    "be unique"
+                )
+            names.setdefault(spec.name, spec.label)
+        if problems:
+            msg = "Invalid query specs"
+            raise ConfigValidationError(msg, errors=problems)
+        return specs
+
+    def _exclude_own_queries(self, spec: QuerySpec) -> QuerySpec:
+        """With `exclude_own_queries`, History specs leave out the tap's own queries."""
+        if not self.config.get("exclude_own_queries"):
+            return spec
+        if (spec.model, spec.explore) != ("system__activity", "history"):
+            return spec
+        if "query.client_id" in spec.filters:
+            return spec
+        own = f"-{CLIENT_ID_PREFIX}%"
+        return dataclasses.replace(spec, filters={**spec.filters, "query.client_id": own})
 
     @staticmethod
     def field_properties(spec: QuerySpec) -> list[tuple[str, str]]:
