@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from tests.tap_runner import (
+    REPO,
     START,
     by_id,
     config_for,
@@ -142,3 +143,38 @@ def test_manual_backfill_runs_the_given_filter_and_keeps_the_bookmark(looker_emu
     records = run.records("query_history")
     assert records and all(r["history_created_time"].startswith("2026-08-01") for r in records)
     assert run.bookmark("query_history") == bookmark
+
+
+def test_looker_ingestion_readme_query_file_runs_unchanged(looker_emulator, monkeypatch):
+    """The example file from looker_ingestion 1.4.2's README (its two specs share a name there;
+    the second is renamed), on the legacy i__looker model, csv and json."""
+    config = {
+        "base_url": looker_emulator.base_url,
+        "client_id": looker_emulator.client_id,
+        "client_secret": looker_emulator.client_secret,
+        "start_date": "2026-10-28T00:00:00Z",
+        "queries_file": "tests/data/looker_ingestion_readme_queries.json",
+    }
+    monkeypatch.chdir(REPO)  # queries_file is relative to the working directory
+    run = run_tap(config)
+    assert run.exit_code == 0
+    as_csv, as_json = run.records("query_history"), run.records("query_history_json")
+    assert as_csv == as_json
+    expected = looker_emulator.query_rows(
+        "i__looker",
+        "history",
+        ["history.id"],
+        filters={
+            "query.model": "-EMPTY",
+            "history.runtime": "NOT NULL",
+            "user.is_looker": "No",
+            "history.created_time": "2026-10-28 00:00:00 to 2027-01-01 00:00:00",
+        },
+        limit="-1",
+    )
+    assert sorted(r["history_id"] for r in as_csv) == sorted(r["history.id"] for r in expected)
+    assert len(as_csv) > 100
+    assert run.schema("query_history")["schema"]["properties"]["space_id"]["type"] == [
+        "number",
+        "null",
+    ]

@@ -57,8 +57,16 @@ def test_an_incremental_look_across_two_runs(looker_emulator):
         "system__activity",
         "history",
         [
-            {"history.id": 990001, "history.created_time": "2026-11-20 10:00:00", "history.source": "api4"},
-            {"history.id": 990002, "history.created_time": "2026-11-20 11:00:00", "history.source": "suggest"},
+            {
+                "history.id": 990001,
+                "history.created_time": "2026-11-20 10:00:00",
+                "history.source": "api4",
+            },
+            {
+                "history.id": 990002,
+                "history.created_time": "2026-11-20 11:00:00",
+                "history.source": "suggest",
+            },
         ],
     )
     second = run_tap(config(looker_emulator, spec), state=first.last_state)
@@ -96,7 +104,9 @@ def test_dashboard_tiles_become_streams_with_the_dashboards_filters(looker_emula
     streams = {m["stream"] for m in run.messages if m["type"] == "SCHEMA"}
     assert streams == {"usage_runs_by_day", "usage_history_look", "usage_revenue_by_category"}
     warnings = " ".join(r.getMessage() for r in caplog.records)
-    assert "tile 'Merged: runs vs revenue': merged results cannot run as one Looker query" in warnings
+    assert (
+        "tile 'Merged: runs vs revenue': merged results cannot run as one Looker query" in warnings
+    )
     assert "a text tile, skipped" in warnings
     by_day = next(b for b in runs(looker_emulator) if "history.count" in b["fields"])
     assert by_day["filters"]["history.created_date"] == "after 2026-10-01"
@@ -125,7 +135,11 @@ def test_saved_queries_by_id_and_slug(looker_emulator, key):
     run = run_tap(config(looker_emulator, {"name": "saved", key: ref}))
     records = run.records("saved")
     expected = looker_emulator.query_rows(
-        query["model"], query["view"], query["fields"], filters=query["filters"], limit=query["limit"]
+        query["model"],
+        query["view"],
+        query["fields"],
+        filters=query["filters"],
+        limit=query["limit"],
     )
     assert len(records) == len(expected) > 0
 
@@ -144,7 +158,10 @@ def test_each_preset_is_discovered_with_lookers_types(looker_emulator):
     assert history["replication_key"] == "history_created_time"
     assert catalog["sa_content_usage"]["replication_key"] == "content_usage_last_accessed_time"
     assert catalog["sa_user"].get("replication_key") is None
-    assert catalog["sa_user"]["schema"]["properties"]["user_is_looker"]["type"] == ["boolean", "null"]
+    assert catalog["sa_user"]["schema"]["properties"]["user_is_looker"]["type"] == [
+        "boolean",
+        "null",
+    ]
     tap.close()
 
 
@@ -156,7 +173,11 @@ def test_a_preset_can_be_overridden_key_by_key(looker_emulator):
         "metadata": {"window_hours": 12},
     }
     run = run_tap(config(looker_emulator, spec, start_date="2026-10-30T00:00:00Z"))
-    assert set(run.records("history")[0]) == {"history_id", "history_created_time", "history_status"}
+    assert set(run.records("history")[0]) == {
+        "history_id",
+        "history_created_time",
+        "history_status",
+    }
     assert run.schema("history")["key_properties"] == ["history_id"]  # kept from the preset
     first = runs(looker_emulator)[0]["filters"]["history.created_time"]
     assert first == "2026-10-30 00:00:00 to 2026-10-30 12:00:00"
@@ -164,19 +185,35 @@ def test_a_preset_can_be_overridden_key_by_key(looker_emulator):
 
 def test_history_retention_warning(looker_emulator, caplog):
     with caplog.at_level(logging.WARNING):
-        run_tap(config(looker_emulator, {"name": "h", "preset": "history"}, start_date="2026-07-04T00:00:00Z"))
-    assert any("keeps System Activity History for 90 days" in r.getMessage() for r in caplog.records)
+        run_tap(
+            config(
+                looker_emulator,
+                {"name": "h", "preset": "history"},
+                start_date="2026-07-04T00:00:00Z",
+            )
+        )
+    assert any(
+        "keeps System Activity History for 90 days" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_the_taps_own_queries_are_tagged_and_can_be_left_out(looker_emulator):
     own = f"{CLIENT_ID_PREFIX}AbCd1234"
     looker_emulator.insert_rows(
-        "system__activity", "query", [{"query.id": 880001, "query.client_id": own, "query.model": "system__activity"}]
+        "system__activity",
+        "query",
+        [{"query.id": 880001, "query.client_id": own, "query.model": "system__activity"}],
     )
     looker_emulator.insert_rows(
         "system__activity",
         "history",
-        [{"history.id": 880002, "history.created_time": "2026-11-20 09:00:00", "history.query_id": 880001}],
+        [
+            {
+                "history.id": 880002,
+                "history.created_time": "2026-11-20 09:00:00",
+                "history.query_id": 880001,
+            }
+        ],
     )
     spec = {"name": "history", "preset": "history"}
     kept = run_tap(config(looker_emulator, spec, start_date="2026-11-19T00:00:00Z"))
@@ -198,4 +235,7 @@ def test_a_tile_that_changed_since_discovery_is_reported(looker_emulator):
     del catalog["streams"][0]["schema"]["properties"]["order_items_count"]
     run = run_tap(config(looker_emulator, spec), catalog=catalog)
     assert run.exit_code == 1
-    assert "fields changed since the catalog was discovered (new: order_items_count" in run.failures["saved"]
+    assert (
+        "fields changed since the catalog was discovered (new: order_items_count"
+        in run.failures["saved"]
+    )

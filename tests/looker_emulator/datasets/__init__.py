@@ -40,6 +40,7 @@ def build_models(dataset: str, source: synthetic.SyntheticSource) -> dict[str, M
     models: dict[str, Model] = {}
     if dataset in ("all", "system_activity"):
         models["system__activity"] = system_activity.build_model()
+        models["i__looker"] = system_activity.build_legacy_model()
     if dataset in ("all", "thelook"):
         models["thelook"] = thelook.build_model()
     if dataset in ("all", "synthetic"):

@@ -476,3 +476,34 @@ def build_model() -> Model:
     for e in explores.values():
         e.group_label = "System Activity"
     return Model("system__activity", explores, label="System Activity", internal=True)
+
+
+def build_legacy_model() -> Model:
+    """The deprecated ``i__looker`` model over the same tables (looker_ingestion's README uses it).
+
+    Its History explore has the fields that README's example query file selects: ``space.id``,
+    ``history.message``, ``history.dashboard_id``, ``query.filters``, ``query.filter_expression``
+    and ``query.filter_config`` besides the System Activity ones.
+    """
+    history = _history_view()
+    history.fields = [f for f in history.fields if f.name != "history.dashboard_id"]
+    history.column("dashboard_id", "number")
+    query = _query_view()
+    query.column("filters", "string", "filters")
+    query.dimension("filter_expression", "string", "NULL")
+    query.dimension("filter_config", "string", "NULL")
+    space = View("space", "sa_look", "id")
+    space.dimension("id", "number", f"(({space.col('id')} % 7) + 1)", primary_key=True)
+    explore = Explore(
+        "history",
+        history,
+        [
+            Join(query, '"history"."query_id" = "query"."id"'),
+            Join(_user_view(), '"history"."user_id" = "user"."id"'),
+            Join(_look_view(), '"history"."look_id" = "look"."id"'),
+            Join(space, '"history"."look_id" = "space"."id"'),
+            Join(_dashboard_view(), '"history"."dashboard_id" = "dashboard"."id"'),
+        ],
+        description="Legacy usage model (deprecated in favour of System Activity)",
+    )
+    return Model("i__looker", {"history": explore}, label="I  Looker", internal=True)
