@@ -222,3 +222,16 @@ def test_killed_mid_backfill_then_resumed_loses_nothing(looker_emulator, tmp_pat
     repeated = len(before) + len(resumed.records("query_history")) - len(union)
     per_day = Counter(r["history_created_time"][:10] for r in want)
     assert repeated <= max(per_day.values())  # at most the rows of the interrupted window
+
+
+def test_two_taps_with_different_lookers_in_one_process(looker_emulator):
+    from tests.looker_emulator import LookerEmulator
+
+    with LookerEmulator(client_id="other-id", client_secret="other-secret") as other:
+        first = run_tap(config(looker_emulator))
+        second = run_tap(config(other))
+        again = run_tap(config(looker_emulator))
+    assert_complete(first, looker_emulator)
+    assert_complete(second, other)
+    assert_complete(again, looker_emulator)
+    assert any(r.path.endswith("/logout") for r in looker_emulator.requests)  # logged out at the end
