@@ -24,7 +24,12 @@ def meltano(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     """Run a Meltano command in the repo, failing loudly with its output."""
     print(f"$ meltano {' '.join(args)}", flush=True)
     result = subprocess.run(
-        [str(BIN / "meltano"), *args], cwd=REPO, env=env, text=True, capture_output=True, check=False
+        [str(BIN / "meltano"), *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        capture_output=True,
+        check=False,
     )
     if result.returncode != 0:
         print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")

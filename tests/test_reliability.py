@@ -13,6 +13,7 @@ from collections import Counter
 
 import pytest
 
+from tests.looker_emulator import LookerEmulator
 from tests.tap_runner import (
     REPO,
     by_id,
@@ -225,8 +226,6 @@ def test_killed_mid_backfill_then_resumed_loses_nothing(looker_emulator, tmp_pat
 
 
 def test_two_taps_with_different_lookers_in_one_process(looker_emulator):
-    from tests.looker_emulator import LookerEmulator
-
     with LookerEmulator(client_id="other-id", client_secret="other-secret") as other:
         first = run_tap(config(looker_emulator))
         second = run_tap(config(other))
@@ -234,4 +233,6 @@ def test_two_taps_with_different_lookers_in_one_process(looker_emulator):
     assert_complete(first, looker_emulator)
     assert_complete(second, other)
     assert_complete(again, looker_emulator)
-    assert any(r.path.endswith("/logout") for r in looker_emulator.requests)  # logged out at the end
+    assert any(
+        r.path.endswith("/logout") for r in looker_emulator.requests
+    )  # logged out at the end

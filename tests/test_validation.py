@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 
-from tests.tap_runner import run_tap_process
+from tap_looker_query.specs import parse_specs
+from tap_looker_query.tap import TapLookerQuery
+from tests.tap_runner import REPO, run_tap_process
 
 SECRET = "s3cr3t-Do-Not-Print-9b1f"
 
@@ -157,3 +160,39 @@ def test_discover_and_test_mode(looker_emulator):
     assert "query_history: OK" in run.stderr
     assert not run.all_records
     assert no_query_ran(looker_emulator)
+
+
+def test_credentials_fall_back_to_lookersdk_variables_and_config_env_works(looker_emulator):
+    spec = history()
+    env = {
+        "LOOKERSDK_BASE_URL": looker_emulator.base_url,
+        "LOOKERSDK_CLIENT_ID": looker_emulator.client_id,
+        "LOOKERSDK_CLIENT_SECRET": looker_emulator.client_secret,
+        "TAP_LOOKER_QUERY_QUERIES": json.dumps([spec]),
+        "TAP_LOOKER_QUERY_START_DATE": "2026-10-31T00:00:00Z",
+        "TAP_LOOKER_QUERY_MAX_CONCURRENT_QUERIES": "2",
+    }
+    run = run_tap_process({}, "--config", "ENV", env=env)
+    assert run.exit_code == 0, run.stderr[-2000:]
+    assert run.records("query_history")
+    assert all(r["history_created_time"] >= "2026-10-31" for r in run.records("query_history"))
+
+
+def test_missing_credentials_are_named(looker_emulator):
+    config = base_config(looker_emulator, history())
+    del config["client_id"]
+    run = run_tap_process(config, env={"LOOKERSDK_CLIENT_ID": ""})
+    assert_rejected(
+        run, "setting 'client_id' is required: set it in the config or as LOOKERSDK_CLIENT_ID"
+    )
+
+
+def test_sample_config_is_valid_for_the_settings_schema():
+    """Checked offline: the schema and the specs, without contacting the sample's Looker."""
+    sample = json.loads((REPO / "sample_config.json").read_text())
+    jsonschema.validate(sample, TapLookerQuery.config_jsonschema)
+    assert [spec.name for spec in parse_specs(sample)] == [
+        "query_history",
+        "system_activity_events",
+        "weekly_sales",
+    ]
