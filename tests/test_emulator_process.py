@@ -86,7 +86,7 @@ def test_process_prints_url_first_and_stops_on_sigterm() -> None:
             headers={"Authorization": f"token {token}"},
             timeout=10,
         ).json()
-        assert [x["name"] for x in models] == ["system__activity"]
+        assert [x["name"] for x in models] == ["system__activity", "i__looker"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
