@@ -14,7 +14,7 @@ import csv
 import io
 import typing as t
 
-import ijson
+import msgspec
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -75,12 +75,63 @@ def _sniff(stream: t.BinaryIO, size: int = 512) -> tuple[bytes, t.BinaryIO]:
     return head, _Peeked(head, stream)  # type: ignore[return-value]
 
 
-def iter_json_rows(stream: t.BinaryIO) -> Iterator[dict[str, t.Any]]:
-    """Rows of a `json` result, parsed incrementally (memory stays flat in result size).
+_READ_SIZE = 256 * 1024
+_TRIES_FROM_END = 8
+_WHITESPACE = b" \t\r\n"
+#: A row larger than this without a parse means the body is not a Looker json result.
+_MAX_PENDING = 256 * 1024 * 1024
+
+
+def _decode_rows(batch: bytes) -> list[t.Any] | None:
+    """The rows of `batch` (complete row objects separated by commas), or None if incomplete."""
+    try:
+        rows = msgspec.json.decode(b"[" + batch + b"]")
+    except msgspec.DecodeError:
+        return None
+    return rows if isinstance(rows, list) else None
+
+
+def _split_rows(pending: bytes) -> tuple[list[t.Any], bytes]:
+    """Decode the longest prefix of `pending` made of whole rows; return it and the rest.
+
+    A row ends at a `}`. A `}` inside a string cannot end a valid prefix (its string would be
+    unterminated), so trying the last few `}` from the end finds the real boundary.
+    """
+    pending = pending.lstrip(_WHITESPACE)
+    if pending.startswith(b","):  # the separator after the previous batch's last row
+        pending = pending[1:].lstrip(_WHITESPACE)
+    candidates: list[int] = []
+    end = len(pending)
+    while len(candidates) < _TRIES_FROM_END:  # normally the last `}` is the boundary
+        end = pending.rfind(b"}", 0, end)
+        if end < 0:
+            break
+        candidates.append(end)
+    if len(candidates) == _TRIES_FROM_END:  # strings full of `}`: also try from the start
+        start = pending.find(b"}")
+        while 0 <= start < candidates[-1]:
+            candidates.append(start)
+            start = pending.find(b"}", start + 1)
+    for end in candidates:
+        rows = _decode_rows(pending[: end + 1])
+        if rows is not None:
+            rest = pending[end + 1 :].lstrip(_WHITESPACE)
+            if rest.startswith(b","):
+                rest = rest[1:].lstrip(_WHITESPACE)
+            return rows, rest
+    return [], pending
+
+
+def iter_json_rows(stream: t.BinaryIO) -> Iterator[dict[str, t.Any]]:  # noqa: C901, PLR0912, PLR0915
+    """Rows of a `json` result, decoded in batches as the body arrives.
+
+    Memory stays flat in result size: at most one read (256 KiB) plus a partial row is pending.
+    Batches of whole rows are decoded with msgspec, several times faster than a token-by-token
+    parser.
 
     Raises:
         LookerQueryError: the body is Looker's `[{"looker_error": ...}]`.
-        TruncatedResult: the JSON ended early.
+        TruncatedResult: the body ended before the closing `]`.
         ResultError: the body is empty, HTML, or not a JSON array of objects.
     """
     head, replay = _sniff(stream)
@@ -95,24 +146,47 @@ def iter_json_rows(stream: t.BinaryIO) -> Iterator[dict[str, t.Any]]:
         else:
             msg = f"Looker returned a non-JSON body: {snippet(head)}"
         raise ResultError(msg)
+    pending = b""
+    opened = finished = False
     first = True
-    try:
-        for row in ijson.items(replay, "item", use_float=True):
-            if first:
-                first = False
-                if isinstance(row, dict) and "looker_error" in row:
-                    msg = f"Looker reported an error: {row['looker_error']}"
-                    raise LookerQueryError(msg)
+    while not finished:
+        chunk = replay.read(_READ_SIZE)
+        if chunk:
+            pending += chunk
+        if not opened:
+            pending = pending.lstrip(_WHITESPACE)
+            if not pending:
+                continue
+            pending = pending[1:].lstrip(_WHITESPACE)  # the "[" (checked above)
+            opened = True
+        rows, pending = _split_rows(pending)
+        for row in rows:
             if not isinstance(row, dict):
                 msg = f"Looker returned a row that is not an object: {snippet(repr(row))}"
                 raise ResultError(msg)
+            if first:
+                first = False
+                if "looker_error" in row:
+                    msg = f"Looker reported an error: {row['looker_error']}"
+                    raise LookerQueryError(msg)
             yield row
-    except ijson.IncompleteJSONError as exc:
-        msg = f"the JSON result ended early or is malformed ({exc})"
-        raise TruncatedResult(msg) from exc
-    except ijson.JSONError as exc:
-        msg = f"the JSON result is malformed ({exc})"
-        raise ResultError(msg) from exc
+        if pending.startswith(b"]"):
+            if pending[1:].strip(_WHITESPACE):
+                msg = f"unexpected data after the JSON result: {snippet(pending[1:])}"
+                raise ResultError(msg)
+            finished = True
+        elif not chunk:
+            if pending and not pending.rstrip(_WHITESPACE).endswith((b"}", b",")):
+                msg = f"the JSON result ended early: {snippet(pending[-200:])}"
+                raise TruncatedResult(msg)
+            if pending.strip(_WHITESPACE):
+                msg = f"the JSON result is malformed or ended early near: {snippet(pending[:200])}"
+                raise TruncatedResult(msg)
+            msg = "the JSON result ended early (no closing ']')"
+            raise TruncatedResult(msg)
+        elif len(pending) > _MAX_PENDING:
+            msg = f"the JSON result is malformed near: {snippet(pending[:200])}"
+            raise ResultError(msg)
 
 
 class _LineTracker:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tap_looker_query.results import (
     LookerQueryError,
@@ -92,3 +95,45 @@ def test_a_cut_csv_row_is_never_yielded():
     with pytest.raises(TruncatedResult):
         seen.extend(iter_csv_rows(Trickle(b"ID,Name\n1,a\n2,b"), FIELDS))
     assert seen == [{"v.id": "1", "v.name": "a"}]
+
+
+row_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet=st.sampled_from('ab}{],[":\\\n 🙂'), max_size=40),
+)
+rows_strategy = st.lists(
+    st.dictionaries(st.sampled_from(["v.a", "v.b", "v.c"]), row_values, min_size=1), max_size=30
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=rows_strategy, step=st.integers(1, 64))
+def test_json_rows_survive_any_split_of_the_body(rows, step):
+    """Braces, brackets and quotes inside strings, any read size: every row comes back as sent."""
+    body = json.dumps(rows, ensure_ascii=False).encode()
+    if rows and "looker_error" in rows[0]:
+        return
+    assert json_rows_with_step(body, step) == rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=rows_strategy.filter(bool), cut=st.integers(1, 10_000))
+def test_a_cut_json_body_never_yields_a_partial_row(rows, cut):
+    body = json.dumps(rows).encode()
+    cut = min(cut, len(body) - 1)
+    seen = []
+    with pytest.raises(ResultError):
+        seen.extend(iter_json_rows(Trickle(body[:cut], 7)))
+    assert seen == rows[: len(seen)]
+
+
+def test_a_row_full_of_braces_larger_than_a_read():
+    rows = [{"v.a": "}" * 300_000, "v.b": 1}, {"v.a": "x}", "v.b": 2}]
+    assert json_rows_with_step(json.dumps(rows).encode(), 100_000) == rows
+
+
+def json_rows_with_step(body, step):
+    return list(iter_json_rows(Trickle(body, step)))
