@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -187,7 +188,9 @@ def test_a_failing_stream_stops_and_the_others_run(looker_emulator):
     assert "HTTP 400" in tail[-1]
 
 
-def test_killed_mid_backfill_then_resumed_loses_nothing(looker_emulator, tmp_path):
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_killed_mid_backfill_then_resumed_loses_nothing(looker_emulator, tmp_path, unbuffered):
+    """Records are buffered until the STATE that covers them, with Python buffered or not."""
     looker_emulator.faults.query_latency = 0.15
     config_ = config(looker_emulator, start_date="2026-09-01T00:00:00Z", max_concurrent_queries=1)
     config_path = tmp_path / "config.json"
@@ -198,6 +201,7 @@ def test_killed_mid_backfill_then_resumed_loses_nothing(looker_emulator, tmp_pat
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
     )
     lines = []
     states = 0
