@@ -1,7 +1,8 @@
 """Looker field metadata to JSON Schema, and the value conversions that go with each type.
 
 Pure functions, no I/O. The type families follow Looker's own list of dimension and measure
-types (FACTS.md section 2.4) and the JSON values Looker produces for each (section 2.5).
+types (as listed by `lookml_model_explore`'s `supported_measure_types` and the LookML
+reference) and the JSON values Looker's `json` results hold for each.
 """
 
 from __future__ import annotations

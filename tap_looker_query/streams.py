@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import string
-import threading
 import time
 import typing as t
 from collections import deque
@@ -123,7 +122,7 @@ class QueryStream(Stream):
     """The rows of one configured Looker query."""
 
     # Records are exact JSON types already (see `_converter`); the SDK's generic
-    # conformance would only cost time (singer-meltano.md section 1.7).
+    # conformance would only cost time (about half of its per-record work).
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapLookerQuery, *, spec: QuerySpec, schema: dict[str, t.Any]) -> None:
@@ -557,7 +556,6 @@ class QueryStream(Stream):
         )
 
     _last_progress: float = 0.0
-    _progress_lock = threading.Lock()
 
     def _maybe_log_progress(self, window: Window) -> None:
         now = time.monotonic()

@@ -1,6 +1,6 @@
 """Looker filter expressions (``filters`` values and ``filter_expression``) compiled to SQLite.
 
-Grammar and semantics follow Looker's "Looker filter expressions" documentation (see FACTS.md §6):
+Grammar and semantics follow Looker's "Looker filter expressions" documentation:
 date ``A to B`` is half-open, ``after`` inclusive, ``before`` exclusive; string terms are ORed,
 negated terms ANDed; ``^`` escapes; numbers support comparisons, ranges and interval notation.
 """
