@@ -1,7 +1,7 @@
 """`LookerClient`: the looker-sdk session, retries, re-login, and streamed query runs.
 
-The looker-sdk never retries and its `SDKError` has no HTTP status (looker_sdk.rtl: no retry anywhere, and `SDKError` only keeps the body),
-so every call, the SDK's own and our streamed runs alike, goes through `send`, which sees the
+The looker-sdk never retries and its `SDKError` keeps the body but not the HTTP status, so
+every call, the SDK's own and our streamed runs alike, goes through `send`, which sees the
 status at the transport and retries what is transient. Nothing here knows about Singer.
 """
 

@@ -1,10 +1,10 @@
 r"""Parse Looker result bodies row by row, from any readable byte stream.
 
 Looker's `json` result is one array of flat objects keyed by field name; `csv` has a header of
-field *labels* and one `\\n`-terminated line per row (Looker API 4.0, `run_inline_query`). Neither says when it
-was cut short, and a database error arrives as HTTP 200 with `[{"looker_error": "..."}]`, so
-everything that is not a complete, well-formed result raises `ResultError` here instead of
-passing for data.
+field *labels* and one `\\n`-terminated line per row (Looker API 4.0, `run_inline_query`).
+Neither says when it was cut short, and a database error arrives as HTTP 200 with
+`[{"looker_error": "..."}]`, so everything that is not a complete, well-formed result raises
+`ResultError` here instead of passing for data.
 """
 
 from __future__ import annotations

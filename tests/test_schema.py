@@ -23,7 +23,8 @@ from tap_looker_query.schema import (
 
 UTC = dt.timezone.utc
 
-# Looker's own list of dimension types (lookml_model_explore's supported_measure_types) and its measure types.
+# Looker's own list of dimension types (lookml_model_explore's supported_measure_types)
+# and its measure types.
 DIMENSION_TYPES = """number distance string unquoted yesno location location_bin_level zipcode time
 turtle_look date date_date date_day_of_year date_day_of_month date_day_of_week
 date_day_of_week_index date_hour date_hour_of_day date_minute date_month date_month_num
