@@ -133,6 +133,7 @@ class QueryStream(Stream):
         self.primary_keys = spec.key_properties
         self.replication_key = spec.replication_property
         self.stats = StreamStats()
+        self._warm: tuple[list[Window], deque[tuple[Window, _Fetch]]] | None = None
         self._tz = timezone(tap.config.get("query_timezone") or "UTC")
         self._tz_name = tap.config.get("query_timezone") or "UTC"
 
@@ -253,7 +254,7 @@ class QueryStream(Stream):
         A failure stops this stream only: it is logged and recorded for the exit status, and
         the state stays at the last fully emitted second.
         """
-        self.stats = StreamStats(started=time.monotonic())
+        self.stats = StreamStats(started=time.monotonic(), queries=self.stats.queries)
         try:
             self._check_catalog_matches_spec()
             if self.spec.is_incremental and not self.spec.is_manual_backfill:
@@ -282,25 +283,60 @@ class QueryStream(Stream):
 
     # Incremental windows
 
-    def _incremental(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
+    @property
+    def _ahead(self) -> int:
+        """Windows fetched ahead of the one being emitted."""
+        return max(1, int(self.config.get("max_concurrent_queries") or 4))
+
+    def _plan(self, context: Context | None) -> list[Window]:
         start = self._start(context)
         hours = self.spec.window_hours or int(self.config.get("window_hours") or 24)
         windows = plan_windows(start, self.tap.run_started, dt.timedelta(hours=hours))
-        self.stats.windows_total = len(windows)
         if not windows:
             self.logger.info("%s: up to date (bookmark %s)", self.name, start.isoformat())
+        else:
+            self.logger.info(
+                "%s: %d window(s) of %d h from %s to %s",
+                self.name,
+                len(windows),
+                hours,
+                windows[0].start.isoformat(),
+                windows[-1].end.isoformat(),
+            )
+        return windows
+
+    def warm_up(self) -> None:
+        """Start fetching this stream's first windows while the stream before it still emits.
+
+        The SDK syncs streams one after another; without this each stream's first queries
+        would wait for the previous stream's last record.
+        """
+        if self._warm is not None or not self.selected:
             return
+        if not self.spec.is_incremental or self.spec.is_manual_backfill:
+            return
+        windows = self._plan(None)
         self.logger.info(
-            "%s: %d window(s) of %d h from %s to %s",
+            "%s: starting its first %d queries while the previous stream finishes",
             self.name,
-            len(windows),
-            hours,
-            windows[0].start.isoformat(),
-            windows[-1].end.isoformat(),
+            min(len(windows), self._ahead),
         )
-        ahead = max(1, int(self.config.get("max_concurrent_queries") or 4))
-        queue: deque[tuple[Window, _Fetch]] = deque()
-        pending = iter(windows)
+        queue = deque(
+            (window, self._fetch(self._window_body(window, self._window_limit)))
+            for window in windows[: self._ahead]
+        )
+        self._warm = (windows, queue)
+
+    def _incremental(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
+        if self._warm is not None and context is None:
+            windows, queue = self._warm
+            self._warm = None
+        else:
+            windows, queue = self._plan(context), deque()
+        self.stats.windows_total = len(windows)
+        ahead = self._ahead
+        pending = iter(windows[len(queue) :])
+        warmed_next = False
         try:
             while True:
                 while len(queue) < ahead:
@@ -310,6 +346,9 @@ class QueryStream(Stream):
                     queue.append(
                         (window, self._fetch(self._window_body(window, self._window_limit)))
                     )
+                if len(queue) < ahead and not warmed_next:
+                    warmed_next = True  # this stream's last queries are out: start the next's
+                    self.tap.warm_up_after(self)
                 if not queue:
                     break
                 window, fetch = queue.popleft()

@@ -340,6 +340,19 @@ class TapLookerQuery(Tap):
         if self._client is not None:
             self._client.logout()
 
+    def warm_up_after(self, stream: QueryStream) -> None:
+        """Let the stream synced after `stream` start its first queries now."""
+        names = list(self.streams)
+        position = names.index(stream.name)
+        for name in names[position + 1 :]:
+            following = self.streams[name]
+            if isinstance(following, QueryStream) and following.selected:
+                try:
+                    following.warm_up()
+                except (ValueError, LookerError) as exc:  # it will report this itself when it runs
+                    self.logger.debug("%s: no warm-up: %s", name, exc)
+                return
+
     def record_failure(self, stream: str, reason: str) -> None:
         """A stream stopped on an error; the run goes on and exits non-zero at the end."""
         self.failures[stream] = reason

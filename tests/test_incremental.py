@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter
 
 import pytest
@@ -178,3 +179,38 @@ def test_looker_ingestion_readme_query_file_runs_unchanged(looker_emulator, monk
         "number",
         "null",
     ]
+
+
+def test_the_next_stream_starts_its_queries_while_the_previous_one_emits(looker_emulator, caplog):
+    events = {
+        "name": "events",
+        "model": "system__activity",
+        "explore": "event",
+        "fields": ["event.id", "event.created_time", "event.name"],
+        "metadata": {"datetime": "event.created_time", "primary_keys": ["event.id"]},
+    }
+    with caplog.at_level(logging.INFO):
+        run = run_tap(
+            config_for(looker_emulator, history_spec(), events, start_date="2026-10-01T00:00:00Z")
+        )
+    messages = [r.getMessage() for r in caplog.records]
+    synced = [m.split("'")[1] for m in messages if m.startswith("Beginning sync of")]
+    assert len(synced) == 2
+    assert any(m.startswith(f"{synced[1]}: starting its first 4 queries while") for m in messages)
+    for stream, key in (
+        ("query_history", "history_created_time"),
+        ("events", "event_created_time"),
+    ):
+        values = [r[key] for r in run.records(stream)]
+        assert values == sorted(values)
+        assert run.bookmark(stream) == values[-1]
+    want = looker_emulator.query_rows(
+        "system__activity",
+        "event",
+        ["event.id"],
+        filters={"event.created_time": "2026-10-01 00:00:00 to 2027-01-01 00:00:00"},
+        limit="-1",
+    )
+    assert sorted(r["event_id"] for r in run.records("events")) == sorted(
+        r["event.id"] for r in want
+    )
