@@ -34,6 +34,8 @@ USER_AGENT = "tap-looker-query"
 #: HTTP statuses worth another try: rate limits and the errors proxies and Looker send
 #: while overloaded or restarting.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: `query_task_results` while the task runs: 202 in API 4.0 today, 204 in older releases.
+_NOT_READY = frozenset({202, 204})
 _EXPLORE_FIELDS = (
     "name,model_name,fields(dimensions({f}),measures({f}),filters({f}),parameters({f}))".format(
         f="name,label,label_short,type,category,is_numeric,is_timeframe,hidden,description"
@@ -659,7 +661,7 @@ class LookerClient:
             time.sleep(wait)
             wait = min(wait * 1.5, 5.0)
         response = self._api("GET", f"/query_tasks/{task_id}/results", stream=True)
-        if response.status_code == 202:  # noqa: PLR2004 - not finished after all: poll again
+        if response.status_code in _NOT_READY:  # not finished after all: poll again
             response.close()
             return self._task_results_when_ready(task_id, started)
         response.raw.decode_content = True
@@ -669,7 +671,7 @@ class LookerClient:
         while time.monotonic() - started <= self.settings.query_timeout:
             time.sleep(self.settings.poll_interval)
             response = self._api("GET", f"/query_tasks/{task_id}/results", stream=True)
-            if response.status_code != 202:  # noqa: PLR2004
+            if response.status_code not in _NOT_READY:
                 response.raw.decode_content = True
                 return response
             response.close()

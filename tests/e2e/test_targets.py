@@ -27,10 +27,12 @@ pytestmark = pytest.mark.e2e
 
 START = "2026-10-30T00:00:00+00:00"
 SINCE = "2026-10-30 00:00:00"
-SALES_BY_DAY = {  # the query behind the emulator's Look 2, "Sales by day, Q1 2025"
+SALES_BY_DAY = {  # the emulator's Look 2, "Sales by day, Q1 2025"
     "name": "sales_by_day",
-    "model": "thelook",
-    "explore": "order_items",
+    "look_id": 2,
+    "metadata": {"primary_keys": ["order_items.created_date", "order_items.status"]},
+}
+SALES_BY_DAY_QUERY = {  # what that Look runs
     "fields": [
         "order_items.created_date",
         "order_items.status",
@@ -40,7 +42,6 @@ SALES_BY_DAY = {  # the query behind the emulator's Look 2, "Sales by day, Q1 20
     "filters": {"order_items.created_date": "2025-01-01 to 2025-04-01"},
     "sorts": ["order_items.created_date", "order_items.status"],
     "limit": "500",
-    "metadata": {"primary_keys": ["order_items.created_date", "order_items.status"]},
 }
 
 
@@ -152,9 +153,9 @@ def test_look_results_to_gcs(meltano, looker_emulator, gcs, monkeypatch):
     rows = looker_emulator.query_rows(
         "thelook",
         "order_items",
-        SALES_BY_DAY["fields"],
-        filters=SALES_BY_DAY["filters"],
-        sorts=SALES_BY_DAY["sorts"],
+        SALES_BY_DAY_QUERY["fields"],
+        filters=SALES_BY_DAY_QUERY["filters"],
+        sorts=SALES_BY_DAY_QUERY["sorts"],
         limit="500",
     )
     want = [to_record(r) for r in rows]
