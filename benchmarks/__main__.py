@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     (
                         "**--quick run**: fewer rows (throughput 200k, memory 100k -> 1M, "
-                        "incumbent 50k instead of 200k); the targets are stated for the full run (`make bench`)."
+                        "incumbent 50k instead of 200k); the targets are stated for the full "
+                        "run (`make bench`)."
                     ),
                     "",
                 ]

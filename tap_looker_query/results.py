@@ -77,6 +77,7 @@ def _sniff(stream: t.BinaryIO, size: int = 512) -> tuple[bytes, t.BinaryIO]:
 
 _READ_SIZE = 256 * 1024
 _TRIES_FROM_END = 8
+_DECODER = msgspec.json.Decoder()
 _WHITESPACE = b" \t\r\n"
 #: A row larger than this without a parse means the body is not a Looker json result.
 _MAX_PENDING = 256 * 1024 * 1024
@@ -85,7 +86,7 @@ _MAX_PENDING = 256 * 1024 * 1024
 def _decode_rows(batch: bytes) -> list[t.Any] | None:
     """The rows of `batch` (complete row objects separated by commas), or None if incomplete."""
     try:
-        rows = msgspec.json.decode(b"[" + batch + b"]")
+        rows = _DECODER.decode(b"[" + batch + b"]")
     except msgspec.DecodeError:
         return None
     return rows if isinstance(rows, list) else None

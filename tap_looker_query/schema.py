@@ -218,7 +218,6 @@ _DATETIME_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
     r"(Z|[+-]\d{2}:?\d{2})?"
 )
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _INT_RE = re.compile(r"[+-]?\d+")
 
 
@@ -296,8 +295,13 @@ def _convert_date(value: t.Any) -> t.Any:  # noqa: ANN401
     if value is None:
         return None
     if type(value) is str:
-        if len(value) == 10 and _DATE_RE.fullmatch(value):  # noqa: PLR2004
-            return value
+        if len(value) == 10 and value[4] == "-" and value[7] == "-":  # noqa: PLR2004
+            try:
+                dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                return value
         if value == "":
             return None
     msg = f"expected a date YYYY-MM-DD, got {value!r}"
@@ -370,14 +374,23 @@ def _datetime_converter(tz: dt.tzinfo) -> Converter:
         if type(value) is not str:
             msg = f"expected a datetime YYYY-MM-DD HH:MM:SS, got {value!r}"
             raise ValueMismatchError(msg)
-        # The common case, kept cheap: second precision, no offset, UTC.
-        if is_utc and len(value) == 19 and value[10] == " " and _DATETIME_RE.fullmatch(value):  # noqa: PLR2004
+        # The common case, kept cheap: `YYYY-MM-DD HH:MM:SS` in UTC. With the separators in
+        # place, fromisoformat (C) checks the digits and ranges (month 13, February 30).
+        if (
+            is_utc
+            and len(value) == 19  # noqa: PLR2004
+            and value[10] == " "
+            and value[13] == ":"
+            and value[16] == ":"
+            and value[4] == "-"
+            and value[7] == "-"
+        ):
             try:
-                dt.datetime.fromisoformat(value)  # C-fast range check (month 13, Feb 30)
+                dt.datetime.fromisoformat(value)
             except ValueError as exc:
                 msg = f"expected a datetime YYYY-MM-DD HH:MM:SS, got {value!r} ({exc})"
                 raise ValueMismatchError(msg) from exc
-            return f"{value[:10]}T{value[11:]}+00:00"
+            return value[:10] + "T" + value[11:] + "+00:00"
         if value == "":
             return None
         return format_datetime(parse_looker_datetime(value, tz))
