@@ -123,8 +123,14 @@ def _split_rows(pending: bytes) -> tuple[list[t.Any], bytes]:
     return [], pending
 
 
-def iter_json_rows(stream: t.BinaryIO) -> Iterator[dict[str, t.Any]]:  # noqa: C901, PLR0912, PLR0915
-    """Rows of a `json` result, decoded in batches as the body arrives.
+def iter_json_rows(stream: t.BinaryIO) -> Iterator[dict[str, t.Any]]:
+    """Rows of a `json` result, one by one (see `iter_json_batches`)."""
+    for batch in iter_json_batches(stream):
+        yield from batch
+
+
+def iter_json_batches(stream: t.BinaryIO) -> Iterator[list[dict[str, t.Any]]]:  # noqa: C901, PLR0912, PLR0915
+    """Rows of a `json` result in batches (one per read), decoded as the body arrives.
 
     Memory stays flat in result size: at most one read (256 KiB) plus a partial row is pending.
     Batches of whole rows are decoded with msgspec, several times faster than a token-by-token
@@ -161,16 +167,17 @@ def iter_json_rows(stream: t.BinaryIO) -> Iterator[dict[str, t.Any]]:  # noqa: C
             pending = pending[1:].lstrip(_WHITESPACE)  # the "[" (checked above)
             opened = True
         rows, pending = _split_rows(pending)
-        for row in rows:
-            if not isinstance(row, dict):
-                msg = f"Looker returned a row that is not an object: {snippet(repr(row))}"
-                raise ResultError(msg)
+        if rows:
             if first:
                 first = False
-                if "looker_error" in row:
-                    msg = f"Looker reported an error: {row['looker_error']}"
+                if isinstance(rows[0], dict) and "looker_error" in rows[0]:
+                    msg = f"Looker reported an error: {rows[0]['looker_error']}"
                     raise LookerQueryError(msg)
-            yield row
+            if not all(type(row) is dict for row in rows):
+                bad = next(row for row in rows if type(row) is not dict)
+                msg = f"Looker returned a row that is not an object: {snippet(repr(bad))}"
+                raise ResultError(msg)
+            yield rows
         if pending.startswith(b"]"):
             if pending[1:].strip(_WHITESPACE):
                 msg = f"unexpected data after the JSON result: {snippet(pending[1:])}"
@@ -288,3 +295,17 @@ def iter_csv_rows(  # noqa: C901
         raise TruncatedResult(msg)
     if held is not None:
         yield held
+
+
+def iter_csv_batches(
+    stream: t.BinaryIO, fields: Sequence[str], size: int = 2000
+) -> Iterator[list[dict[str, t.Any]]]:
+    """Rows of a `csv` result in batches of `size` (see `iter_csv_rows`)."""
+    batch: list[dict[str, t.Any]] = []
+    for row in iter_csv_rows(stream, fields):
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

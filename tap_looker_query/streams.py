@@ -27,7 +27,9 @@ from tap_looker_query.presets import CLIENT_ID_PREFIX, HISTORY_RETENTION_DAYS
 from tap_looker_query.results import (
     LookerQueryError,
     ResultError,
+    iter_csv_batches,
     iter_csv_rows,
+    iter_json_batches,
     iter_json_rows,
 )
 from tap_looker_query.schema import (
@@ -60,7 +62,6 @@ else:
 
 #: Progress lines at most this often while a long window streams.
 PROGRESS_INTERVAL = 30.0
-_PROGRESS_EVERY_ROWS = 10_000
 
 
 class WindowFailedError(Exception):
@@ -191,6 +192,11 @@ class QueryStream(Stream):
         if self.spec.result_format == "csv":
             return iter_csv_rows(fetch.spool, self.spec.fields)  # type: ignore[arg-type]
         return iter_json_rows(fetch.spool)  # type: ignore[arg-type]
+
+    def _batches(self, fetch: _Fetch) -> Iterator[list[dict[str, t.Any]]]:
+        if self.spec.result_format == "csv":
+            return iter_csv_batches(fetch.spool, self.spec.fields)  # type: ignore[arg-type]
+        return iter_json_batches(fetch.spool)  # type: ignore[arg-type]
 
     def _body(self, filters: Mapping[str, str], limit: int, sorts: tuple[str, ...]) -> QueryBody:
         spec = self.spec
@@ -382,19 +388,28 @@ class QueryStream(Stream):
             batch_rows = emitted = 0
             try:
                 try:
-                    for row in self._rows(fetch):
-                        batch_rows += 1
-                        record = convert(row)
-                        value = record[key]
-                        second = value[:19] if value else None
-                        if second != held_second:
-                            emitted += len(held)
-                            yield from self._count(held)
-                            held, held_second = [record], second
+                    for rows in self._batches(fetch):
+                        records = [convert(row) for row in rows]
+                        batch_rows += len(records)
+                        # Rows come sorted by the datetime field: everything before the
+                        # batch's last second is complete; that second's rows wait.
+                        last_second = _second(records[-1][key])
+                        cut = len(records) - 1
+                        while cut >= 0 and _second(records[cut][key]) == last_second:
+                            cut -= 1
+                        if cut >= 0:
+                            ready = [*held, *records[: cut + 1]]
+                            held = records[cut + 1 :]
+                        elif held_second == last_second:
+                            ready = []
+                            held.extend(records)
                         else:
-                            held.append(record)
-                        if batch_rows % _PROGRESS_EVERY_ROWS == 0:
-                            self._maybe_log_progress(current)
+                            ready, held = held, records
+                        held_second = last_second
+                        if ready:
+                            emitted += len(ready)
+                            yield from self._count(ready)
+                        self._maybe_log_progress(current)
                 finally:
                     fetch.cancel()
             except ValueMismatchError as exc:
@@ -625,6 +640,11 @@ class QueryStream(Stream):
             stats.retries,
             time.monotonic() - stats.started,
         )
+
+
+def _second(value: str | None) -> str | None:
+    """The whole second of an emitted datetime (`YYYY-MM-DDTHH:MM:SS`), for grouping rows."""
+    return value[:19] if value else None
 
 
 def own_client_id() -> str:
