@@ -133,6 +133,9 @@ class QueryStream(Stream):
         super().__init__(tap, schema=schema, name=spec.name)
         self.primary_keys = spec.key_properties
         self.replication_key = spec.replication_property
+        if spec.is_manual_backfill:
+            # Its rows may be older than the bookmark: no STATE until `_clamp_bookmark` ran.
+            self.STATE_MSG_FREQUENCY = 2**62
         self.stats = StreamStats()
         self._warm: tuple[list[Window], deque[tuple[Window, _Fetch]]] | None = None
         self._tz = timezone(tap.config.get("query_timezone") or "UTC")
@@ -501,7 +504,7 @@ class QueryStream(Stream):
                 raise self._failure(
                     window, f"Looker returned a value of the wrong type: {exc}"
                 ) from exc
-            except LookerQueryError as exc:
+            except (LookerQueryError, QueryTaskError, QueryTimeoutError) as exc:
                 raise self._failure(window, str(exc)) from exc
             except (ResultError, LookerError, requests.RequestException, OSError) as exc:
                 if attempts >= self.tap.client.settings.max_retries:
@@ -522,11 +525,19 @@ class QueryStream(Stream):
 
     # Full-table specs and manual backfills: one query
 
-    def _single_query(self) -> Iterator[dict[str, t.Any]]:  # noqa: C901
+    def _single_query(self) -> Iterator[dict[str, t.Any]]:
+        """A full-table spec, or a manual backfill that never moves the bookmark back."""
+        previous = self._previous_bookmark()
+        try:
+            yield from self._single_query_rows()
+        finally:
+            if self.spec.is_manual_backfill:
+                self._clamp_bookmark(previous)
+
+    def _single_query_rows(self) -> Iterator[dict[str, t.Any]]:
         spec = self.spec
         limit = spec.limit or UNLIMITED
         sorts = self._sorted_by_datetime() if spec.is_incremental else spec.sorts
-        previous = self._previous_bookmark()
         convert = self._converter()
         emitted = 0
         attempts = 0
@@ -551,7 +562,7 @@ class QueryStream(Stream):
                 raise self._failure(
                     None, f"Looker returned a value of the wrong type: {exc}"
                 ) from exc
-            except LookerQueryError as exc:
+            except (LookerQueryError, QueryTaskError, QueryTimeoutError) as exc:
                 raise self._failure(None, str(exc)) from exc
             except (ResultError, LookerError, requests.RequestException, OSError) as exc:
                 if isinstance(exc, LookerError) and exc.status is not None and exc.status < 500:  # noqa: PLR2004
@@ -571,8 +582,6 @@ class QueryStream(Stream):
                 self.name,
                 limit,
             )
-        if spec.is_manual_backfill:
-            self._clamp_bookmark(previous)
 
     def _previous_bookmark(self) -> str | None:
         state = self.stream_state

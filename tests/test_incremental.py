@@ -214,3 +214,20 @@ def test_the_next_stream_starts_its_queries_while_the_previous_one_emits(looker_
     assert sorted(r["event_id"] for r in run.records("events")) == sorted(
         r["event.id"] for r in want
     )
+
+
+def test_a_failed_manual_backfill_keeps_the_bookmark(looker_emulator):
+    first = run_tap(config_for(looker_emulator, history_spec()))
+    bookmark = first.bookmark("query_history")
+    backfill = history_spec(
+        filters={"history.created_time": "2026-08-01 00:00:00 to 2026-09-01 00:00:00"}
+    )
+    # Cut after the emulator's first two 64 KiB chunks: rows arrive, then the body breaks off.
+    looker_emulator.faults.truncate_next(count=100, path="/queries/run", after_bytes=150_000)
+    run = run_tap(config_for(looker_emulator, backfill, max_retry_wait=0), state=first.last_state)
+    assert run.exit_code == 1
+    assert run.records("query_history")  # rows were emitted before it broke off
+    assert all(
+        state["bookmarks"]["query_history"]["replication_key_value"] == bookmark
+        for state in run.states
+    )
