@@ -472,13 +472,15 @@ class TapLookerQuery(Tap):
         explores = self.client.model_explores(spec.model)
         if explores is None:
             models = self.client.model_names()
-            return {}, [
-                (
-                    f"{spec.label}: key 'model': unknown model '{spec.model}'"
-                    f"{_closest(spec.model, models)}"
-                )
-            ]
-        if spec.explore not in explores:
+            if spec.model not in models:
+                return {}, [
+                    (
+                        f"{spec.label}: key 'model': unknown model '{spec.model}'"
+                        f"{_closest(spec.model, models)}"
+                    )
+                ]
+            # An internal model Looker lists but will not describe: let the query decide.
+        elif spec.explore not in explores:
             return {}, [
                 (
                     f"{spec.label}: key 'explore': model '{spec.model}' has no explore "
@@ -497,15 +499,20 @@ class TapLookerQuery(Tap):
             model=spec.model,
             view=spec.explore,
             fields=spec.fields,
-            filters={},
+            filters=spec.filters,
             sorts=(),
             limit=1,
             query_timezone=str(self.config.get("query_timezone") or "UTC"),
+            filter_expression=spec.filter_expression,
         )
         try:
-            return self.client.json_bi_fields(body), []
+            fields = self.client.json_bi_fields(body)
         except LookerError as exc:
-            return {}, [f"{spec.label}: Looker rejected the fields of explore {key}: {exc}"]
+            return {}, [f"{spec.label}: Looker rejected the query on explore {key}: {exc}"]
+        # Looker ran the query with the spec's filters, so the filtered fields exist too.
+        for name in spec.filters:
+            fields.setdefault(name, LookerField(name=name, type="", category="filter"))
+        return fields, []
 
     def _schema_for(self, spec: QuerySpec, fields: dict[str, LookerField]) -> dict[str, t.Any]:
         properties: dict[str, t.Any] = {}

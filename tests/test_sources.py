@@ -239,3 +239,37 @@ def test_a_tile_that_changed_since_discovery_is_reported(looker_emulator):
         "fields changed since the catalog was discovered (new: order_items_count"
         in run.failures["saved"]
     )
+
+
+def test_an_explore_looker_will_not_describe_is_typed_from_json_bi(looker_emulator, caplog):
+    """System Activity explores built on internal tables answer 404 to lookml_model_explore."""
+    looker_emulator.faults.explore_404 = {"system__activity::history"}
+    spec = {
+        "name": "history",
+        "model": "system__activity",
+        "explore": "history",
+        "fields": [
+            "history.id",
+            "history.created_time",
+            "history.is_single_query",
+            "history.runtime",
+        ],
+        "filters": {"user.is_looker": "No"},
+        "metadata": {"datetime": "history.created_time", "primary_keys": ["history.id"]},
+    }
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config(looker_emulator, spec, start_date="2026-10-30T00:00:00Z"))
+    assert any(
+        "typing fields from a one-row json_bi query" in r.getMessage() for r in caplog.records
+    )
+    props = run.schema("history")["schema"]["properties"]
+    assert props["history_created_time"]["format"] == "date-time"
+    assert props["history_is_single_query"]["type"] == ["boolean", "null"]
+    assert props["history_runtime"]["type"] == ["number", "null"]
+    assert run.records("history")
+    assert all(
+        isinstance(r["history_is_single_query"], bool | None) for r in run.records("history")
+    )
+    [json_bi] = [r for r in looker_emulator.requests if r.path == "/api/4.0/queries/run/json_bi"]
+    assert json_bi.body["limit"] == "1"
+    assert json_bi.body["filters"] == {"user.is_looker": "No"}
