@@ -73,14 +73,15 @@ def test_invalid_windows_are_rejected(start, end):
 @given(
     start=instants,
     seconds=st.integers(1, 90 * 86400),
-    zone=st.sampled_from(["UTC", "Asia/Kolkata", "America/Sao_Paulo"]),
+    zone=st.sampled_from(["UTC", "Asia/Kolkata"]),
 )
 def test_filter_expression_round_trips_in_the_query_zone(start, seconds, zone):
-    """The window's bounds, read back as wall time in the query zone, are the window itself."""
+    """The window's bounds, read back as wall time in the query zone, are the window itself.
+
+    (Zones without daylight saving in the range drawn: elsewhere a wall time can be ambiguous.)
+    """
     tz = dt.timezone.utc if zone == "UTC" else ZoneInfo(zone)
     window = Window(floor_second(start), floor_second(start) + dt.timedelta(seconds=seconds))
     low, high = window.filter_expression(tz).split(" to ")
-    parse = lambda text: dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz)  # noqa: E731
-    assert parse(low) == window.start
-    if zone != "America/Sao_Paulo":  # that zone has had DST: a wall time can be ambiguous
-        assert parse(high) == window.end
+    assert dt.datetime.strptime(low, "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz) == window.start
+    assert dt.datetime.strptime(high, "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz) == window.end
