@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
+
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "benchmarks" / ".work"
 PYTHON = sys.executable
@@ -21,28 +23,7 @@ CLIENT_ID = "emulator-client-id"
 CLIENT_SECRET = "emulator-client-secret"  # the emulator's fixed test secret
 
 #: 20 fields of the synthetic explore, mixed types (numbers, strings, yesno, times, tier, NULLs).
-SYNTHETIC_FIELDS = [
-    "synthetic.id",
-    "synthetic.created_time",
-    "synthetic.created_date",
-    "synthetic.created_month",
-    "synthetic.created_hour_of_day",
-    "synthetic.shipped_time",
-    "synthetic.name",
-    "synthetic.category",
-    "synthetic.amount",
-    "synthetic.quantity",
-    "synthetic.score",
-    "synthetic.ratio",
-    "synthetic.big_number",
-    "synthetic.is_active",
-    "synthetic.is_flagged",
-    "synthetic.postal_code",
-    "synthetic.email",
-    "synthetic.code",
-    "synthetic.notes",
-    "synthetic.amount_tier",
-]
+SYNTHETIC_FIELDS = WIDE_FIELDS
 DATETIME = "synthetic.created_time"
 #: The one window over all synthetic rows (the tap's end is the run's start, within 2026).
 START_DATE = "2026-01-01T00:00:00Z"

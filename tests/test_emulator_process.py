@@ -12,33 +12,10 @@ import pytest
 import requests
 
 from tests.looker_emulator import LookerEmulator
+from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
-SYNTHETIC_FIELDS = [
-    f"synthetic.{x}"
-    for x in (
-        "id",
-        "created_time",
-        "created_date",
-        "name",
-        "category",
-        "amount",
-        "quantity",
-        "score",
-        "ratio",
-        "big_number",
-        "is_active",
-        "is_flagged",
-        "postal_code",
-        "email",
-        "code",
-        "notes",
-        "amount_tier",
-        "shipped_time",
-        "shipped_date",
-        "created_hour_of_day",
-    )
-]
+SYNTHETIC_FIELDS = WIDE_FIELDS
 
 
 def start_process(*args: str) -> tuple[subprocess.Popen, str, float]:

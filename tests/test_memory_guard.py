@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
 from tests.tap_runner import REPO, run_tap
 
 if TYPE_CHECKING:
@@ -29,27 +30,7 @@ if TYPE_CHECKING:
 
     from tests.looker_emulator import LookerEmulator
 
-FIELDS = [
-    "synthetic.id",
-    "synthetic.created_time",
-    "synthetic.created_date",
-    "synthetic.created_hour_of_day",
-    "synthetic.shipped_time",
-    "synthetic.name",
-    "synthetic.category",
-    "synthetic.amount",
-    "synthetic.quantity",
-    "synthetic.score",
-    "synthetic.ratio",
-    "synthetic.big_number",
-    "synthetic.is_active",
-    "synthetic.is_flagged",
-    "synthetic.postal_code",
-    "synthetic.email",
-    "synthetic.code",
-    "synthetic.notes",
-    "synthetic.amount_tier",
-]
+FIELDS = WIDE_FIELDS
 PEAK_RSS_BOUND_MB = 150  # the bound at 2M rows; a buffered 400k-row body alone is ~270 MB
 GROWTH_BOUND_MB = 25  # 50k -> 400k rows; buffering would add > 200 MB
 

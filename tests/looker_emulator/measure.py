@@ -17,33 +17,10 @@ import requests
 
 from tests.looker_emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, LookerEmulator
 from tests.looker_emulator.datasets import master_database
+from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
 
 ROWS = 1_000_000
-FIELDS = [
-    f"synthetic.{x}"
-    for x in [
-        "id",
-        "created_time",
-        "created_date",
-        "name",
-        "category",
-        "amount",
-        "quantity",
-        "score",
-        "ratio",
-        "big_number",
-        "is_active",
-        "is_flagged",
-        "postal_code",
-        "email",
-        "code",
-        "notes",
-        "amount_tier",
-        "shipped_time",
-        "shipped_date",
-        "created_hour_of_day",
-    ]
-]
+FIELDS = WIDE_FIELDS
 
 
 def _status_kib(pid: int, key: str) -> int:

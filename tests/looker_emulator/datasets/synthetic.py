@@ -18,6 +18,35 @@ ANCHOR_EPOCH = int(ANCHOR.timestamp())
 STEP_NUM, STEP_DEN = 7, 10  # created_time advances 7 seconds every 10 rows
 
 
+#: Twenty fields of mixed types (ints, floats, text with unicode/commas/quotes/newlines, yesno,
+#: dates, datetimes, NULLs): what benchmarks and memory tests select.
+WIDE_FIELDS = [
+    f"synthetic.{name}"
+    for name in (
+        "id",
+        "created_time",
+        "created_date",
+        "created_month",
+        "created_hour_of_day",
+        "shipped_time",
+        "name",
+        "category",
+        "amount",
+        "quantity",
+        "score",
+        "ratio",
+        "big_number",
+        "is_active",
+        "is_flagged",
+        "postal_code",
+        "email",
+        "code",
+        "notes",
+        "amount_tier",
+    )
+]
+
+
 class SyntheticSource:
     """Generates the synthetic rows; ``rows`` is the current row count (mutable)."""
 
