@@ -68,6 +68,16 @@ class WindowFailedError(Exception):
     """A window could not be read completely; the stream stops before it."""
 
 
+#: What reading a query's result can raise; `QueryStream._retry_or_fail` sorts them.
+_WINDOW_ERRORS = (
+    ValueMismatchError,
+    ResultError,
+    LookerError,
+    requests.RequestException,
+    OSError,
+)
+
+
 def kind_from_schema(prop: Mapping[str, t.Any]) -> Kind:
     """The value family a property's JSON Schema asks for (the catalog may override ours)."""
     types = prop.get("type", "string")
@@ -415,12 +425,6 @@ class QueryStream(Stream):
                         self._maybe_log_progress(current)
                 finally:
                     fetch.cancel()
-            except ValueMismatchError as exc:
-                raise self._failure(
-                    current, f"Looker returned a value of the wrong type: {exc}"
-                ) from exc
-            except (LookerQueryError, QueryTaskError) as exc:
-                raise self._failure(current, str(exc)) from exc
             except QueryTimeoutError as exc:
                 rest = current.from_(_parse_instant(held_second)) if held_second else current
                 if rest.is_single_second:
@@ -437,13 +441,9 @@ class QueryStream(Stream):
                 attempts = 0
                 fetch = self._fetch(self._window_body(current, limit))
                 continue
-            except (ResultError, LookerError, requests.RequestException, OSError) as exc:
-                if isinstance(exc, LookerError) and exc.status is not None and exc.status < 500:  # noqa: PLR2004
-                    raise self._failure(current, str(exc)) from exc
-                if attempts >= self.tap.client.settings.max_retries:
-                    raise self._failure(current, f"{exc} (after {attempts} retries)") from exc
+            except _WINDOW_ERRORS as exc:
+                self._retry_or_fail(exc, current, attempts)
                 attempts += 1
-                self.stats.retries += 1
                 resume = current.from_(_parse_instant(held_second)) if held_second else current
                 self.logger.warning(
                     "%s: window %s broke off after %d rows (%s); re-reading from %s",
@@ -500,17 +500,9 @@ class QueryStream(Stream):
                     records.extend(convert(row) for row in self._rows(fetch))
                 finally:
                     fetch.cancel()
-            except ValueMismatchError as exc:
-                raise self._failure(
-                    window, f"Looker returned a value of the wrong type: {exc}"
-                ) from exc
-            except (LookerQueryError, QueryTaskError, QueryTimeoutError) as exc:
-                raise self._failure(window, str(exc)) from exc
-            except (ResultError, LookerError, requests.RequestException, OSError) as exc:
-                if attempts >= self.tap.client.settings.max_retries:
-                    raise self._failure(window, f"{exc} (after {attempts} retries)") from exc
+            except _WINDOW_ERRORS as exc:
+                self._retry_or_fail(exc, window, attempts)
                 attempts += 1
-                self.stats.retries += 1
                 continue
             yield from self._count(records)
             return
@@ -518,6 +510,26 @@ class QueryStream(Stream):
     def _count(self, records: list[dict[str, t.Any]]) -> Iterator[dict[str, t.Any]]:
         self.stats.rows += len(records)
         return iter(records)
+
+    def _retry_or_fail(self, exc: Exception, window: Window | None, attempts: int) -> None:
+        """Count a retry of `window` after `exc`, or raise the stream's failure.
+
+        Worth another try: a cut-off, malformed or empty body, a dropped connection, a 5xx
+        that outlasted the transport's own retries. Final: Looker's own error (looker_error,
+        a failed or killed task), a 4xx, and values of the wrong type (the same query would
+        return them again).
+        """
+        if isinstance(exc, ValueMismatchError):
+            reason = f"Looker returned a value of the wrong type: {exc}"
+            raise self._failure(window, reason) from exc
+        final = isinstance(exc, (LookerQueryError, QueryTaskError, QueryTimeoutError)) or (
+            isinstance(exc, LookerError) and exc.status is not None and exc.status < 500  # noqa: PLR2004
+        )
+        if final:
+            raise self._failure(window, str(exc)) from exc
+        if attempts >= self.tap.client.settings.max_retries:
+            raise self._failure(window, f"{exc} (after {attempts} retries)") from exc
+        self.stats.retries += 1
 
     def _failure(self, window: Window | None, reason: str) -> WindowFailedError:
         where = f"window {window.describe(self._tz)}" if window else "the query"
@@ -558,19 +570,9 @@ class QueryStream(Stream):
                         yield record
                 finally:
                     fetch.cancel()
-            except ValueMismatchError as exc:
-                raise self._failure(
-                    None, f"Looker returned a value of the wrong type: {exc}"
-                ) from exc
-            except (LookerQueryError, QueryTaskError, QueryTimeoutError) as exc:
-                raise self._failure(None, str(exc)) from exc
-            except (ResultError, LookerError, requests.RequestException, OSError) as exc:
-                if isinstance(exc, LookerError) and exc.status is not None and exc.status < 500:  # noqa: PLR2004
-                    raise self._failure(None, str(exc)) from exc
-                if attempts >= self.tap.client.settings.max_retries:
-                    raise self._failure(None, f"{exc} (after {attempts} retries)") from exc
+            except _WINDOW_ERRORS as exc:
+                self._retry_or_fail(exc, None, attempts)
                 attempts += 1
-                self.stats.retries += 1
                 self.logger.warning("%s: query broke off (%s); running it again", self.name, exc)
                 continue
             break
