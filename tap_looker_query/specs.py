@@ -139,7 +139,8 @@ class SavedSpec:
         }[self.kind]
 
 
-def _closest(name: str, candidates: Iterable[str]) -> str:
+def suggestion(name: str, candidates: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for the closest candidate, or nothing when none is close."""
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
 
@@ -159,6 +160,18 @@ def _str_list(value: object) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
         return list(value)
     return None
+
+
+def _check_name_and_keys(raw: Mapping[str, t.Any], where: str, problems: list[str]) -> None:
+    """What every kind of spec is checked for: unknown keys, and a name unfit for a stream."""
+    for key in sorted(set(raw) - _TOP_KEYS):
+        problems.append(f"{where}: unknown key '{key}'{suggestion(key, _TOP_KEYS)}")
+    name = raw.get("name")
+    if isinstance(name, str) and name and not STREAM_NAME.match(name):
+        problems.append(
+            f"{where}: key 'name' must match ^[a-z][a-z0-9_]*$ (lowercase letters, digits, "
+            "underscores; it becomes the stream and table name)"
+        )
 
 
 def _parse_one(raw: object, origin: str, problems: list[str]) -> QuerySpec | SavedSpec | None:  # noqa: PLR0911
@@ -185,13 +198,7 @@ def _parse_one(raw: object, origin: str, problems: list[str]) -> QuerySpec | Sav
     before = len(problems)
     if not isinstance(name, str) or not name:
         problems.append(f"{where}: missing required key 'name'")
-    elif not STREAM_NAME.match(name):
-        problems.append(
-            f"{where}: key 'name' must match ^[a-z][a-z0-9_]*$ (lowercase letters, digits, "
-            "underscores; it becomes the stream and table name)"
-        )
-    for key in sorted(set(raw) - _TOP_KEYS):
-        problems.append(f"{where}: unknown key '{key}'{_closest(key, _TOP_KEYS)}")
+    _check_name_and_keys(raw, where, problems)
     if len(problems) > before:
         return None
     overrides = {key: value for key, value in raw.items() if key not in {"name", kind}}
@@ -204,20 +211,13 @@ def _parse_inline(  # noqa: C901, PLR0912, PLR0915
     name = raw.get("name")
     where = f"query '{name}'" if isinstance(name, str) and name else origin
     before = len(problems)
-
-    for key in sorted(set(raw) - _TOP_KEYS):
-        problems.append(f"{where}: unknown key '{key}'{_closest(key, _TOP_KEYS)}")
+    _check_name_and_keys(raw, where, problems)
     for key in _REQUIRED:
         if key == "explore" and "explore" not in raw and "view" in raw:
             continue  # Looker's own name for an explore in a query body
         if raw.get(key) in (None, "", []):
             problems.append(f"{where}: missing required key '{key}'")
 
-    if isinstance(name, str) and name and not STREAM_NAME.match(name):
-        problems.append(
-            f"{where}: key 'name' must match ^[a-z][a-z0-9_]*$ (lowercase letters, digits, "
-            "underscores; it becomes the stream and table name)"
-        )
     explore = raw.get("explore", raw.get("view"))
     for key, value in (("model", raw.get("model")), ("explore", explore)):
         if value is not None and not isinstance(value, str):
@@ -269,7 +269,7 @@ def _parse_inline(  # noqa: C901, PLR0912, PLR0915
         problems.append(f"{where}: key 'metadata' must be an object")
         metadata = {}
     for key in sorted(set(metadata) - _METADATA_KEYS):
-        problems.append(f"{where}: unknown key 'metadata.{key}'{_closest(key, _METADATA_KEYS)}")
+        problems.append(f"{where}: unknown key 'metadata.{key}'{suggestion(key, _METADATA_KEYS)}")
 
     datetime_field = metadata.get("datetime")
     if datetime_field is not None and (not isinstance(datetime_field, str) or not datetime_field):
@@ -317,7 +317,7 @@ def _parse_inline(  # noqa: C901, PLR0912, PLR0915
         if field_list and key_field not in field_list:
             problems.append(
                 f"{where}: key 'metadata.primary_keys' names '{key_field}', which is not among "
-                f"'fields'{_closest(key_field, field_list)}"
+                f"'fields'{suggestion(key_field, field_list)}"
             )
 
     if field_list:
@@ -424,19 +424,20 @@ def check_against_explore(  # noqa: C901
     for name in spec.fields:
         if name not in explore_fields:
             problems.append(
-                f"{where}field '{name}' is not in explore {explore}{_closest(name, known)}"
+                f"{where}field '{name}' is not in explore {explore}{suggestion(name, known)}"
             )
     for name in spec.filters:
         if name not in explore_fields:
             problems.append(
                 f"{where}filter on '{name}', which is not in explore {explore}"
-                f"{_closest(name, known)}"
+                f"{suggestion(name, known)}"
             )
     for sort in spec.sorts:
         name = _sort_field(sort)
         if name not in explore_fields:
             problems.append(
-                f"{where}sort on '{name}', which is not in explore {explore}{_closest(name, known)}"
+                f"{where}sort on '{name}', which is not in explore {explore}"
+                f"{suggestion(name, known)}"
             )
         elif name not in spec.fields:
             problems.append(f"{where}sort on '{name}', which is not among 'fields'")
@@ -463,7 +464,7 @@ def expand_preset(
     name = raw.get("preset")
     if name not in PRESETS:
         problems.append(
-            f"{where}: key 'preset': unknown preset {name!r}{_closest(str(name), PRESETS)} "
+            f"{where}: key 'preset': unknown preset {name!r}{suggestion(str(name), PRESETS)} "
             f"(presets: {', '.join(sorted(PRESETS))})"
         )
         return None

@@ -45,7 +45,6 @@ from tap_looker_query.windows import ONE_SECOND, Window, floor_second, plan_wind
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
-    from concurrent.futures import Future
 
     from singer_sdk.helpers.types import Context
 
@@ -112,7 +111,7 @@ class _Fetch:
     def __init__(self, stream: QueryStream, body: QueryBody) -> None:
         self.body = body
         self.spool = Spool()
-        self.future: Future[None] = stream.tap.fetch_pool.submit(self._download, stream)
+        stream.tap.fetch_pool.submit(self._download, stream)
 
     def _download(self, stream: QueryStream) -> None:
         try:

@@ -42,11 +42,11 @@ from tap_looker_query.specs import (
     QuerySpec,
     SavedSpec,
     SpecError,
-    _closest,
     check_against_explore,
     dashboard_specs,
     parse_specs,
     saved_query_spec,
+    suggestion,
 )
 from tap_looker_query.streams import QueryStream
 from tap_looker_query.writer import BufferedMsgSpecWriter
@@ -338,6 +338,13 @@ class TapLookerQuery(Tap):
         if self._fetch_pool is not None:
             self._fetch_pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
+            stats = self._client.stats
+            if stats.retries or stats.relogins:
+                self.logger.info(
+                    "Looker API: %d request(s) retried, %d new login(s) after a 401",
+                    stats.retries,
+                    stats.relogins,
+                )
             self._client.logout()
 
     def warm_up_after(self, stream: QueryStream) -> None:
@@ -476,7 +483,7 @@ class TapLookerQuery(Tap):
                 return {}, [
                     (
                         f"{spec.label}: key 'model': unknown model '{spec.model}'"
-                        f"{_closest(spec.model, models)}"
+                        f"{suggestion(spec.model, models)}"
                     )
                 ]
             # An internal model Looker lists but will not describe: let the query decide.
@@ -484,7 +491,7 @@ class TapLookerQuery(Tap):
             return {}, [
                 (
                     f"{spec.label}: key 'explore': model '{spec.model}' has no explore "
-                    f"'{spec.explore}'{_closest(spec.explore, explores)}"
+                    f"'{spec.explore}'{suggestion(spec.explore, explores)}"
                 )
             ]
         # Looker lists the explore but will not describe it (System Activity explores built
