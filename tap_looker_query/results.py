@@ -83,16 +83,20 @@ _WHITESPACE = b" \t\r\n"
 _MAX_PENDING = 256 * 1024 * 1024
 
 
-def _decode_rows(batch: bytes) -> list[t.Any] | None:
+#: Decodes a JSON array of rows (bytes -> list), raising msgspec.DecodeError when it is not.
+RowDecoder = t.Callable[[bytes], t.Any]
+
+
+def _decode_rows(batch: bytes, decode: RowDecoder) -> list[t.Any] | None:
     """The rows of `batch` (complete row objects separated by commas), or None if incomplete."""
     try:
-        rows = _DECODER.decode(b"[" + batch + b"]")
+        rows = decode(b"[" + batch + b"]")
     except msgspec.DecodeError:
         return None
     return rows if isinstance(rows, list) else None
 
 
-def _split_rows(pending: bytes) -> tuple[list[t.Any], bytes]:
+def _split_rows(pending: bytes, decode: RowDecoder = _DECODER.decode) -> tuple[list[t.Any], bytes]:
     """Decode the longest prefix of `pending` made of whole rows; return it and the rest.
 
     A row ends at a `}`. A `}` inside a string cannot end a valid prefix (its string would be
@@ -114,7 +118,7 @@ def _split_rows(pending: bytes) -> tuple[list[t.Any], bytes]:
             candidates.append(start)
             start = pending.find(b"}", start + 1)
     for end in candidates:
-        rows = _decode_rows(pending[: end + 1])
+        rows = _decode_rows(pending[: end + 1], decode)
         if rows is not None:
             rest = pending[end + 1 :].lstrip(_WHITESPACE)
             if rest.startswith(b","):
@@ -123,18 +127,23 @@ def _split_rows(pending: bytes) -> tuple[list[t.Any], bytes]:
     return [], pending
 
 
-def iter_json_rows(stream: t.BinaryIO) -> Iterator[dict[str, t.Any]]:
+def iter_json_rows(
+    stream: t.BinaryIO, decode: RowDecoder = _DECODER.decode
+) -> Iterator[dict[str, t.Any]]:
     """Rows of a `json` result, one by one (see `iter_json_batches`)."""
-    for batch in iter_json_batches(stream):
+    for batch in iter_json_batches(stream, decode):
         yield from batch
 
 
-def iter_json_batches(stream: t.BinaryIO) -> Iterator[list[dict[str, t.Any]]]:  # noqa: C901, PLR0912, PLR0915
+def iter_json_batches(  # noqa: C901, PLR0912, PLR0915
+    stream: t.BinaryIO, decode: RowDecoder = _DECODER.decode
+) -> Iterator[list[t.Any]]:
     """Rows of a `json` result in batches (one per read), decoded as the body arrives.
 
     Memory stays flat in result size: at most one read (256 KiB) plus a partial row is pending.
     Batches of whole rows are decoded with msgspec, several times faster than a token-by-token
-    parser.
+    parser. Rows are dicts, or what `decode` makes of them (`schema.RecordBuilder.decode`
+    gives typed Structs when they fit; anything it could not type comes back as dicts).
 
     Raises:
         LookerQueryError: the body is Looker's `[{"looker_error": ...}]`.
@@ -166,14 +175,17 @@ def iter_json_batches(stream: t.BinaryIO) -> Iterator[list[dict[str, t.Any]]]:  
                 continue
             pending = pending[1:].lstrip(_WHITESPACE)  # the "[" (checked above)
             opened = True
-        rows, pending = _split_rows(pending)
+        rows, pending = _split_rows(pending, decode)
         if rows:
             if first:
                 first = False
                 if isinstance(rows[0], dict) and "looker_error" in rows[0]:
                     msg = f"Looker reported an error: {rows[0]['looker_error']}"
                     raise LookerQueryError(msg)
-            if not all(type(row) is dict for row in rows):
+            # Typed rows (Structs) were checked while decoding; anything else must be objects.
+            if not isinstance(rows[0], msgspec.Struct) and not all(
+                type(row) is dict for row in rows
+            ):
                 bad = next(row for row in rows if type(row) is not dict)
                 msg = f"Looker returned a row that is not an object: {snippet(repr(bad))}"
                 raise ResultError(msg)

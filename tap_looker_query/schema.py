@@ -15,6 +15,8 @@ import typing as t
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
@@ -357,16 +359,22 @@ def parse_looker_datetime(value: str, tz: dt.tzinfo) -> dt.datetime:
 def format_datetime(moment: dt.datetime) -> str:
     """One fixed RFC 3339 form, so that bookmarks compare correctly as strings.
 
-    `YYYY-MM-DDTHH:MM:SS+HH:MM`, with six fractional digits only when the value has them.
+    `YYYY-MM-DDTHH:MM:SS+HH:MM` (four-digit year), with six fractional digits only when the
+    value has them; a naive value is taken as UTC.
     """
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        base += f".{moment.microsecond:06d}"
-    return base + _offset_text(moment.utcoffset())
+    offset = moment.utcoffset()
+    if offset is not None and not offset.microseconds and not offset.seconds % 60:
+        return moment.isoformat()
+    # Naive, or an offset with seconds (old local mean times): minutes only, as RFC 3339 wants.
+    return moment.replace(tzinfo=None).isoformat() + _offset_text(offset)
+
+
+def _is_utc(tz: dt.tzinfo) -> bool:
+    return tz is dt.timezone.utc or getattr(tz, "key", None) in {"UTC", "Etc/UTC"}
 
 
 def _datetime_converter(tz: dt.tzinfo) -> Converter:
-    is_utc = tz is dt.timezone.utc or getattr(tz, "key", None) in {"UTC", "Etc/UTC"}
+    is_utc = _is_utc(tz)
 
     def convert(value: t.Any) -> t.Any:  # noqa: ANN401
         if value is None:
@@ -418,38 +426,166 @@ def timezone(name: str) -> dt.tzinfo:
     return ZoneInfo(name)
 
 
-# The common types' fast paths, inlined by `record_converter` (the value `v` passes as is).
-_INLINE_OK = {
+# Generated converters. A row becomes a record in one call: a dict display with one inline
+# expression per field. Values already of the right JSON type pass as they are; the common
+# datetime and date texts are checked by `fromisoformat` (C) and reshaped inline; anything else
+# goes through the field's converter (`c<i>`), which parses it or raises ValueMismatchError.
+
+#: Inline tests for values that pass unchanged (`v` is the value).
+_PASS = {
     Kind.STRING: "v is None or v.__class__ is str",
     Kind.NUMBER: "v is None or v.__class__ is int or v.__class__ is float",
     Kind.INTEGER: "v is None or v.__class__ is int",
 }
+#: `YYYY-MM-DD HH:MM:SS` with its separators where they belong (fromisoformat checks digits).
+_DATETIME_SHAPE = (
+    'len(v) == 19 and v[10] == " " and v[4] == "-" and v[7] == "-" and v[13] == ":" '
+    'and v[16] == ":" and _datetime(v)'
+)
+_DATE_SHAPE = 'len(v) == 10 and v[4] == "-" and v[7] == "-" and _date(v)'
+
+
+def _value_expression(kind: Kind, value: str, index: int, *, utc: bool, typed: bool) -> str:
+    """The inline expression turning `value` (source text) into its JSON value.
+
+    `typed`: msgspec already checked the value against `_STRUCT_TYPES[kind]`.
+    """
+    fallback = f"c{index}(v)"
+    if kind in _PASS:
+        return (
+            value
+            if typed
+            else f"(v if ({_PASS[kind].replace('v', f'(v := {value})', 1)}) else {fallback})"
+        )
+    if kind is Kind.BOOLEAN:
+        return f'(True if (v := {value}) == "Yes" else False if v == "No" else {fallback})'
+    is_text = "" if typed else "v.__class__ is str and "
+    if kind is Kind.DATETIME and utc:
+        return (
+            f'(None if (v := {value}) is None else v.replace(" ", "T") + "+00:00" '
+            f"if {is_text}{_DATETIME_SHAPE} else {fallback})"
+        )
+    if kind is Kind.DATE:
+        return f"(None if (v := {value}) is None else v if {is_text}{_DATE_SHAPE} else {fallback})"
+    return f"c{index}({value})"
+
+
+def _generate(
+    plan: Sequence[tuple[str, str, Kind]], tz: dt.tzinfo, *, typed: bool
+) -> Callable[[t.Any], dict[str, t.Any]]:
+    """The converter for dict rows (`typed=False`) or for rows of `RecordBuilder.row_type`."""
+    namespace: dict[str, t.Any] = {
+        "_datetime": dt.datetime.fromisoformat,
+        "_date": dt.date.fromisoformat,
+    }
+    utc = _is_utc(tz)
+    items = []
+    for index, (field_name, prop, kind) in enumerate(plan):
+        namespace[f"c{index}"] = converter_for(kind, tz)
+        value = f"row.f{index}" if typed else f"row[{field_name!r}]"
+        items.append(
+            f"        {prop!r}: {_value_expression(kind, value, index, utc=utc, typed=typed)},"
+        )
+    source = "def convert(row):\n    return {\n" + "\n".join(items) + "\n    }\n"
+    # Generated from field and property names through repr(): no user text is executed.
+    exec(compile(source, "<record converter>", "exec"), namespace)  # noqa: S102
+    return t.cast("Callable[[t.Any], dict[str, t.Any]]", namespace["convert"])
 
 
 def record_converter(
     plan: Sequence[tuple[str, str, Kind]], tz: dt.tzinfo
 ) -> Callable[[Mapping[str, t.Any]], dict[str, t.Any]]:
-    """One function turning a Looker row into a record: `(field, property, kind)` per column.
+    """One function turning a Looker row (a dict) into a record: `(field, property, kind)` each.
 
-    It is generated as a single dict display so the hot path costs one call per row instead of
-    one per value: values already of the right JSON type pass inline, the rest go through their
-    converter (which parses or raises `ValueMismatchError`). A missing field raises `KeyError`.
+    Raises:
+        KeyError: a field is missing.
+        ValueError: a value is not of its field's type (`ValueMismatchError` says which way).
     """
-    namespace: dict[str, t.Any] = {}
-    items = []
-    for index, (field_name, prop, kind) in enumerate(plan):
-        namespace[f"c{index}"] = converter_for(kind, tz)
-        value = f"row[{field_name!r}]"
-        if kind in _INLINE_OK:
-            expr = (
-                f"(v if ({_INLINE_OK[kind].replace('v', f'(v := {value})', 1)}) else c{index}(v))"
+    return _generate(plan, tz, typed=False)
+
+
+#: What msgspec checks in C while decoding a row Struct; booleans decode as anything.
+_STRUCT_TYPES: dict[Kind, t.Any] = {
+    Kind.STRING: t.Optional[str],  # noqa: UP045 - runtime type objects for msgspec
+    Kind.NUMBER: t.Optional[t.Union[int, float]],  # noqa: UP007, UP045
+    Kind.INTEGER: t.Optional[int],  # noqa: UP045
+    Kind.DATETIME: t.Optional[str],  # noqa: UP045
+    Kind.DATE: t.Optional[str],  # noqa: UP045
+}
+_GENERIC_DECODER = msgspec.json.Decoder()
+
+
+class RecordBuilder:
+    """Looker rows -> records of exact JSON types, for one stream's `(field, property, kind)`.
+
+    A `json` result decodes (`decode`) straight into a msgspec Struct with one typed attribute
+    per field: msgspec checks in C that strings, numbers and datetime texts are what the field
+    needs, and never builds the row's keys, so turning a row into a record is attribute reads
+    plus the datetime, date and yesno conversions. A batch that does not fit those types
+    (Looker sent a number as a string, a row lacks a field, `looker_error`) decodes as plain
+    dicts and goes through the per-value converters instead, which accept, convert or name the
+    problem; from then on the stream stays on that path. Both paths give the same records.
+    """
+
+    def __init__(self, plan: Sequence[tuple[str, str, Kind]], tz: dt.tzinfo) -> None:
+        """Build the converters for `plan`, in the query time zone `tz`."""
+        self._plan = list(plan)
+        self._from_dict = record_converter(plan, tz)
+        self._slow = [(name, converter_for(kind, tz)) for name, _prop, kind in plan]
+        names = [name for name, _prop, _kind in plan]
+        self.row_type: type[msgspec.Struct] | None = None
+        self._typed: msgspec.json.Decoder[t.Any] | None = None
+        if names and len(set(names)) == len(names):
+            self.row_type = msgspec.defstruct(
+                "LookerRow",
+                [(f"f{i}", _STRUCT_TYPES.get(kind, t.Any)) for i, (*_, kind) in enumerate(plan)],
+                rename={f"f{i}": name for i, name in enumerate(names)},
+                gc=False,  # values are JSON scalars: no reference cycles to collect
             )
-        elif kind is Kind.BOOLEAN:
-            expr = f'(True if (v := {value}) == "Yes" else False if v == "No" else c{index}(v))'
-        else:
-            expr = f"c{index}({value})"
-        items.append(f"        {prop!r}: {expr},")
-    source = "def convert(row):\n    return {\n" + "\n".join(items) + "\n    }\n"
-    # Generated from field and property names through repr(): no user text is executed.
-    exec(compile(source, "<record_converter>", "exec"), namespace)  # noqa: S102
-    return t.cast("Callable[[Mapping[str, t.Any]], dict[str, t.Any]]", namespace["convert"])
+            self._typed = msgspec.json.Decoder(list[self.row_type])  # type: ignore[name-defined]
+            self._from_struct = _generate(plan, tz, typed=True)
+
+    def decode(self, data: bytes) -> list[t.Any]:
+        """A JSON array of rows: Structs when they fit the field types, else dicts.
+
+        Raises:
+            msgspec.DecodeError: `data` is not (complete) JSON.
+        """
+        if self._typed is not None:
+            try:
+                return t.cast("list[t.Any]", self._typed.decode(data))
+            except msgspec.ValidationError:
+                self._typed = None  # valid JSON of other types: the dict path sorts it out
+        return t.cast("list[t.Any]", _GENERIC_DECODER.decode(data))
+
+    def records(self, rows: list[t.Any]) -> list[dict[str, t.Any]]:
+        """The records of a batch of rows from `decode` (or dicts from a csv result).
+
+        Raises:
+            ValueMismatchError: a value is not of its field's type, or a field is missing;
+                the message names the field and the value.
+        """
+        if not rows:
+            return []
+        typed = type(rows[0]) is self.row_type
+        try:
+            return list(map(self._from_struct if typed else self._from_dict, rows))
+        except (KeyError, ValueError) as exc:  # ValueMismatchError, or fromisoformat's
+            for row in rows:
+                self._diagnose(self._as_dict(row) if typed else row)
+            raise ValueMismatchError(str(exc)) from exc
+
+    def _as_dict(self, row: t.Any) -> dict[str, t.Any]:  # noqa: ANN401 - a row Struct
+        return {name: getattr(row, f"f{i}") for i, (name, _p, _k) in enumerate(self._plan)}
+
+    def _diagnose(self, row: Mapping[str, t.Any]) -> None:
+        """Raise the error that names the first bad field of `row`, if it has one."""
+        for name, conv in self._slow:
+            if name not in row:
+                msg = f"a row lacks the selected field '{name}'"
+                raise ValueMismatchError(msg)
+            try:
+                conv(row[name])
+            except ValueMismatchError as exc:
+                msg = f"field '{name}': {exc}"
+                raise ValueMismatchError(msg) from None

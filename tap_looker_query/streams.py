@@ -28,15 +28,12 @@ from tap_looker_query.results import (
     LookerQueryError,
     ResultError,
     iter_csv_batches,
-    iter_csv_rows,
     iter_json_batches,
-    iter_json_rows,
 )
 from tap_looker_query.schema import (
     Kind,
+    RecordBuilder,
     ValueMismatchError,
-    converter_for,
-    record_converter,
     timezone,
 )
 from tap_looker_query.specs import LOOKER_DEFAULT_LIMIT, UNLIMITED
@@ -44,7 +41,7 @@ from tap_looker_query.spool import Spool
 from tap_looker_query.windows import ONE_SECOND, Window, floor_second, plan_windows
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Iterator, Mapping
 
     from singer_sdk.helpers.types import Context
 
@@ -172,43 +169,20 @@ class QueryStream(Stream):
 
     # Records
 
-    def _converter(self) -> Callable[[Mapping[str, t.Any]], dict[str, t.Any]]:
-        """Looker row (keyed by field name) -> record of exact JSON types, per the schema."""
+    def _builder(self) -> RecordBuilder:
+        """Looker rows (keyed by field name) -> records of exact JSON types, per the schema."""
         properties = self.schema.get("properties", {})
         plan = [
             (name, prop, kind_from_schema(properties[prop]))
             for name, prop in self.tap.field_properties(self.spec)
             if prop in properties
         ]
-        fast = record_converter(plan, self._tz)
-        slow = [(name, converter_for(kind, self._tz)) for name, _prop, kind in plan]
+        return RecordBuilder(plan, self._tz)
 
-        def convert(row: Mapping[str, t.Any]) -> dict[str, t.Any]:
-            try:
-                return fast(row)
-            except (KeyError, ValueMismatchError):
-                for name, conv in slow:  # say which field, and what Looker sent
-                    if name not in row:
-                        msg = f"a row lacks the selected field '{name}'"
-                        raise ValueMismatchError(msg) from None
-                    try:
-                        conv(row[name])
-                    except ValueMismatchError as exc:
-                        msg = f"field '{name}': {exc}"
-                        raise ValueMismatchError(msg) from None
-                raise
-
-        return convert
-
-    def _rows(self, fetch: _Fetch) -> Iterator[dict[str, t.Any]]:
-        if self.spec.result_format == "csv":
-            return iter_csv_rows(fetch.spool, self.spec.fields)  # type: ignore[arg-type]
-        return iter_json_rows(fetch.spool)  # type: ignore[arg-type]
-
-    def _batches(self, fetch: _Fetch) -> Iterator[list[dict[str, t.Any]]]:
+    def _batches(self, fetch: _Fetch, builder: RecordBuilder) -> Iterator[list[t.Any]]:
         if self.spec.result_format == "csv":
             return iter_csv_batches(fetch.spool, self.spec.fields)  # type: ignore[arg-type]
-        return iter_json_batches(fetch.spool)  # type: ignore[arg-type]
+        return iter_json_batches(fetch.spool, builder.decode)  # type: ignore[arg-type]
 
     def _body(self, filters: Mapping[str, str], limit: int, sorts: tuple[str, ...]) -> QueryBody:
         spec = self.spec
@@ -390,7 +364,7 @@ class QueryStream(Stream):
         self, window: Window, fetch: _Fetch
     ) -> Iterator[dict[str, t.Any]]:
         """Every row of `window`, in order, exactly once, continuing past the row limit."""
-        convert = self._converter()
+        builder = self._builder()
         key = t.cast("str", self.replication_key)
         current, limit = window, self._window_limit
         attempts = 0
@@ -400,8 +374,8 @@ class QueryStream(Stream):
             batch_rows = emitted = 0
             try:
                 try:
-                    for rows in self._batches(fetch):
-                        records = [convert(row) for row in rows]
+                    for rows in self._batches(fetch, builder):
+                        records = builder.records(rows)
                         batch_rows += len(records)
                         # Rows come sorted by the datetime field: everything before the
                         # batch's last second is complete; that second's rows wait.
@@ -487,7 +461,7 @@ class QueryStream(Stream):
             return
 
     def _emit_window_unlimited(self, window: Window) -> Iterator[dict[str, t.Any]]:
-        convert = self._converter()
+        builder = self._builder()
         attempts = 0
         while True:
             fetch = self._fetch(self._window_body(window, UNLIMITED))
@@ -496,7 +470,8 @@ class QueryStream(Stream):
                 try:
                     # One second's rows: small enough to collect before emitting, so a retry
                     # never repeats any of them.
-                    records.extend(convert(row) for row in self._rows(fetch))
+                    for rows in self._batches(fetch, builder):
+                        records += builder.records(rows)
                 finally:
                     fetch.cancel()
             except _WINDOW_ERRORS as exc:
@@ -549,7 +524,7 @@ class QueryStream(Stream):
         spec = self.spec
         limit = spec.limit or UNLIMITED
         sorts = self._sorted_by_datetime() if spec.is_incremental else spec.sorts
-        convert = self._converter()
+        builder = self._builder()
         emitted = 0
         attempts = 0
         self.stats.windows_total = 1
@@ -558,15 +533,13 @@ class QueryStream(Stream):
             batch_rows = 0
             try:
                 try:
-                    for row in self._rows(fetch):
-                        batch_rows += 1
-                        record = convert(row)
+                    for rows in self._batches(fetch, builder):
+                        records = builder.records(rows)
                         # After a retry, skip the rows already emitted: same query, same order.
-                        if batch_rows <= emitted:
-                            continue
-                        emitted += 1
-                        self.stats.rows += 1
-                        yield record
+                        skip = max(0, min(len(records), emitted - batch_rows))
+                        batch_rows += len(records)
+                        emitted += len(records) - skip
+                        yield from self._count(records[skip:] if skip else records)
                 finally:
                     fetch.cancel()
             except _WINDOW_ERRORS as exc:
