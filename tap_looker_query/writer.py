@@ -13,7 +13,7 @@ import io
 import sys
 import typing as t
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage
 
 if t.TYPE_CHECKING:
@@ -53,7 +53,15 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
 
     @override
     def write_message(self, message: Message) -> None:
-        """Write one message; flush unless it is a record."""
+        """Write one message; flush unless it is a record.
+
+        A record takes the short way (the same bytes as `format_message`) to the output chosen
+        at the last other message: every stream starts with SCHEMA, so that is where a swapped
+        `sys.stdout` is picked up.
+        """
+        if message.__class__ is RecordMessage and self._buffered is not None:
+            self._buffered.write(serialize_jsonl(message.to_dict()))
+            return
         output = self._output()
         output.write(self.format_message(message))
         if not isinstance(message, RecordMessage):
