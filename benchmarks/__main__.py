@@ -10,7 +10,8 @@ Measurements (names for --only):
 * `overlap`: 300 ms per query; 3 streams x 20 windows with max_concurrent_queries 1, 4 and 8;
   records in order and the final bookmarks checked.
 * `incumbent`: looker_ingestion 1.4.2 (own venv) into a moto S3 against the tap piped into
-  plinxore-target-s3 0.1.7 (own venv) into the same moto; and a window over its row limit.
+  target-s3-jsonl 2.0.1 (own venv) into the same moto; that target fed the tap's recorded
+  output from a file (its own ceiling); and a window over its row limit.
 
 Every process is timed whole, start-up included. The table goes to stdout and, with the machine
 and the date, to `benchmarks/RESULTS.md` (unless --no-write).

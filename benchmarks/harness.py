@@ -112,11 +112,14 @@ def run_timed(
     *,
     stdout: Path | None = None,
     stderr: Path | None = None,
+    stdin: Path | None = None,
     env: dict[str, str] | None = None,
     cwd: Path = REPO,
     timeout: float = 1800,
 ) -> Measured:
-    """Run one process to completion: stdout to `stdout` (default /dev/null)."""
+    """Run one process to completion: stdin from `stdin` (default /dev/null), stdout to
+    `stdout` (default /dev/null)."""
+    source = (stdin or Path(os.devnull)).open("rb")
     out = (stdout or Path(os.devnull)).open("wb")
     err_path = stderr or (WORK / "logs" / "last.stderr")
     err_path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +127,7 @@ def run_timed(
     try:
         began = time.perf_counter()
         launched, rss_file = _launch(argv)
-        proc = subprocess.Popen(launched, stdout=out, stderr=err, env=env, cwd=cwd)
+        proc = subprocess.Popen(launched, stdin=source, stdout=out, stderr=err, env=env, cwd=cwd)
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
@@ -133,6 +136,7 @@ def run_timed(
             killer.cancel()
         seconds = time.perf_counter() - began
     finally:
+        source.close()
         out.close()
         err.close()
     return Measured(seconds, rss, code, err_path)
