@@ -48,6 +48,9 @@ RELEASE = "26.12.3"
 DEFAULT_CLIENT_ID = "emulator-client-id"
 DEFAULT_CLIENT_SECRET = "emulator-client-secret"
 API_USER_ID = "1"
+#: Result bodies are sent in HTTP chunks of about this size, or after this long.
+CHUNK_BYTES = 32 * 1024
+CHUNK_SECONDS = 0.05
 TOO_MANY = "Too many concurrent queries for this user (limit {}). Please try again later."
 
 
@@ -511,8 +514,19 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = formats.CONTENT_TYPES[fmt] if malform != "html" else "text/html; charset=utf-8"
 
         def all_chunks() -> Iterator[bytes]:
-            yield first
-            yield from chunks
+            # Rows go out in HTTP chunks of about CHUNK_BYTES, as a server's output buffer
+            # sends them (one chunk per row would make every client parse a million chunks),
+            # or sooner when rows come slowly (CHUNK_SECONDS), so a slow result still trickles.
+            pending = [first]
+            size = len(first)
+            since = time.monotonic()
+            for chunk in chunks:
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= CHUNK_BYTES or time.monotonic() - since >= CHUNK_SECONDS:
+                    yield b"".join(pending)
+                    pending, size, since = [], 0, time.monotonic()
+            yield b"".join(pending)
 
         self._send_stream(ctype, all_chunks())
 
