@@ -1,12 +1,13 @@
 """Memory regression guard: results stream through the tap, they are never held whole.
 
-Not timing tests. Two guards:
+Not timing tests. Three guards:
 
 * the hot path never reads a whole query result (`Response.content`, `.text`, `.json()` on a
   result run) and asks for it with `stream=True`, read in several chunks;
 * the tap's peak RSS (exact: `ru_maxrss` of the tap process) on one 400,000-row window stays
   under a bound that any buffering implementation exceeds (the body alone is ~270 MB), and
-  barely grows from 50,000 to 400,000 rows.
+  barely grows from 50,000 to 400,000 rows;
+* json batches decode into typed rows (the fast path), not into dicts (the fallback).
 
 The benchmarks (`make bench`, benchmarks/RESULTS.md) measure the real figures at 2,000,000 rows.
 """
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+from tap_looker_query.schema import RecordBuilder
 from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
 from tests.tap_runner import REPO, run_tap
 
@@ -188,3 +190,24 @@ def test_peak_memory_is_flat_in_result_size(tmp_path: Path) -> None:
         f"peak RSS grew {large - small:.1f} MB from 50,000 to 400,000 rows ({small:.0f} -> "
         f"{large:.0f} MB)"
     )
+
+
+def test_json_batches_take_the_typed_path(
+    looker_emulator: LookerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path is not lost silently: Looker's json values for the synthetic explore's
+    twenty mixed fields decode into typed rows, never into dicts (the fallback)."""
+    looker_emulator.synthetic_rows = 5_000
+    kinds: list[str] = []
+    original = RecordBuilder.records
+
+    def counting(self: RecordBuilder, rows: list[Any]) -> list[dict[str, Any]]:
+        kinds.append("typed" if rows and type(rows[0]) is self.row_type else "dict")
+        return original(self, rows)
+
+    monkeypatch.setattr(RecordBuilder, "records", counting)
+    run = run_tap(_config(looker_emulator.base_url))
+    assert run.exit_code == 0, run.failures
+    assert len(run.records("synthetic")) == 5_000
+    assert kinds, "no batch went through RecordBuilder.records"
+    assert set(kinds) == {"typed"}, kinds
