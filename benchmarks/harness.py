@@ -266,7 +266,7 @@ class MotoServer:
 
 
 def stop(proc: subprocess.Popen[Any] | None) -> None:
-    """Terminate a helper process, killing it if it does not exit within 10 s."""
+    """Terminate a helper process, killing it if it does not exit within 10 s; close its pipes."""
     if proc is None:
         return
     proc.terminate()
@@ -275,6 +275,9 @@ def stop(proc: subprocess.Popen[Any] | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def load_average() -> str:

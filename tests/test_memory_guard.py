@@ -15,17 +15,16 @@ The benchmarks (`make bench`, benchmarks/RESULTS.md) measure the real figures at
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
+from benchmarks.harness import Emulator, run_timed
 from tap_looker_query.schema import RecordBuilder
 from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
-from tests.tap_runner import REPO, run_tap
+from tests.tap_runner import run_tap
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -127,62 +126,34 @@ def test_result_bodies_are_streamed_never_read_whole(
 
 
 def _peak_rss_mb(base_url: str, tmp_path: Path, label: str, start_date: str) -> tuple[float, str]:
-    """Run the tap as a process (stdout to /dev/null); its exact peak RSS in MiB, and stderr."""
+    """Run the tap as a process (stdout to /dev/null); its exact peak RSS in MiB, and stderr.
+
+    `run_timed` launches it behind benchmarks/peak.py, a small fresh process, so ru_maxrss is
+    the tap's own peak and not the pytest process's (Linux carries the pre-exec peak of a
+    vfork'ed child into ru_maxrss).
+    """
     config = tmp_path / f"{label}.json"
     config.write_text(json.dumps(_config(base_url, start_date=start_date)))
-    rss_file = tmp_path / f"{label}.kib"
     tap = [sys.executable, "-m", "tap_looker_query", "--config", str(config)]
-    # The launcher is a small fresh process, so ru_maxrss is the tap's own peak and not the
-    # pytest process's (Linux carries the pre-exec peak of a vfork'ed child into ru_maxrss).
-    launcher = [sys.executable, "-S", str(REPO / "benchmarks" / "peak.py"), str(rss_file)]
-    process = subprocess.run(
-        [*launcher, *tap],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=dict(os.environ),
-        timeout=300,
-        check=False,
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    return int(rss_file.read_text()) / 1024, process.stderr
+    measured = run_timed(tap, stderr=tmp_path / f"{label}.stderr", timeout=300)
+    stderr = (tmp_path / f"{label}.stderr").read_text(errors="replace")
+    assert measured.returncode == 0, stderr[-3000:]
+    return measured.peak_rss_mb, stderr
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss semantics of Linux")
 def test_peak_memory_is_flat_in_result_size(tmp_path: Path) -> None:
     # The emulator in its own process, so only the tap's memory is measured.
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.looker_emulator",
-            "--port",
-            "0",
-            "--dataset",
-            "synthetic",
-            "--synthetic-rows",
-            "400000",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-    )
-    try:
-        assert emulator.stdout is not None
-        base_url = emulator.stdout.readline().strip()
-        assert base_url.startswith("http"), base_url
+    with Emulator(400_000) as emulator:
         # The same query over the last 50,000 rows: row i is at 2026-01-01 + floor(0.7 i) s,
         # so rows 350,000.. start at +245,000 s = 2026-01-03T20:03:20Z.
-        small, small_log = _peak_rss_mb(base_url, tmp_path, "small", "2026-01-03T20:03:20Z")
-        large, large_log = _peak_rss_mb(base_url, tmp_path, "large", "2026-01-01T00:00:00Z")
-    finally:
-        emulator.terminate()
-        emulator.wait(10)
-        if emulator.stdout is not None:
-            emulator.stdout.close()
+        small, small_log = _peak_rss_mb(
+            emulator.base_url, tmp_path, "small", "2026-01-03T20:03:20Z"
+        )
+        large, large_log = _peak_rss_mb(
+            emulator.base_url, tmp_path, "large", "2026-01-01T00:00:00Z"
+        )
     assert "done: 400000 rows" in large_log
     assert "done: 50000 rows" in small_log
     assert large < PEAK_RSS_BOUND_MB, f"peak RSS {large:.0f} MB for 400,000 rows"
