@@ -200,8 +200,7 @@ def compare(report: Report, repeat: int, *, quick: bool) -> None:
                 f"incumbent looker_ingestion run {i + 1}: {m.seconds:.2f} s, "
                 f"{rows / m.seconds:,.0f} rows/s, peak RSS {m.peak_rss_mb:.0f} MB, landed {landed}"
             )
-            report.runs.append(line)
-            log(line)
+            report.run(line)
 
             name = f"tap_run{i}"
             spec = synthetic_spec(name)
@@ -215,8 +214,7 @@ def compare(report: Report, repeat: int, *, quick: bool) -> None:
                 f"incumbent tap -> /dev/null run {i + 1}: {alone.seconds:.2f} s, "
                 f"{rows / alone.seconds:,.0f} rows/s, peak RSS {alone.peak_rss_mb:.0f} MB"
             )
-            report.runs.append(line)
-            log(line)
+            report.run(line)
             tap_m, target_m, wall = run_tap_to_s3(target, moto, emu.base_url, name, spec)
             landed = tap_rows_landed(moto, f"tap/{name}")
             if landed != rows:
@@ -227,8 +225,7 @@ def compare(report: Report, repeat: int, *, quick: bool) -> None:
                 f"(tap alone done at {tap_m.seconds:.2f} s), peak RSS tap {tap_m.peak_rss_mb:.0f}"
                 f" MB, target {target_m.peak_rss_mb:.0f} MB, landed {landed}"
             )
-            report.runs.append(line)
-            log(line)
+            report.run(line)
 
             tconfig = write_json(
                 WORK / "incumbent" / "ceiling-target.json",
@@ -248,8 +245,7 @@ def compare(report: Report, repeat: int, *, quick: bool) -> None:
                 f"incumbent target-s3 fed from a file run {i + 1}: {fed.seconds:.2f} s, "
                 f"{rows / fed.seconds:,.0f} rows/s, peak RSS {fed.peak_rss_mb:.0f} MB"
             )
-            report.runs.append(line)
-            log(line)
+            report.run(line)
 
         # Rows lost when the window holds more rows than the limit.
         id_filter = {"synthetic.id": f"1 to {LIMIT_ROWS}"}
@@ -262,8 +258,7 @@ def compare(report: Report, repeat: int, *, quick: bool) -> None:
             f"limit: window of {LIMIT_ROWS} rows, limit {LIMIT}: looker_ingestion landed "
             f"{li_landed}, tap | target-s3 landed {tap_landed}"
         )
-        report.runs.append(line)
-        log(line)
+        report.run(line)
 
     li_rate = statistics.median(r for r, _ in li_runs)
     li_rss = statistics.median(m for _, m in li_runs)

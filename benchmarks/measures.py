@@ -112,8 +112,7 @@ def throughput(report: Report, repeat: int, *, quick: bool) -> None:
                     f"throughput {name} run {i + 1}: {m.seconds:.2f} s, {rows / m.seconds:,.0f} "
                     f"rows/s, peak RSS {m.peak_rss_mb:.0f} MB"
                 )
-                report.runs.append(line)
-                log(line)
+                report.run(line)
 
     def med_rate(name: str) -> float:
         return statistics.median(rows / m.seconds for m in results[name])
@@ -167,8 +166,7 @@ def memory(report: Report, repeat: int, *, quick: bool) -> None:
                     f"memory {rows:,} rows run {i + 1}: peak RSS {m.peak_rss_mb:.1f} MB, "
                     f"{m.seconds:.1f} s ({rows / m.seconds:,.0f} rows/s)"
                 )
-                report.runs.append(line)
-                log(line)
+                report.run(line)
     low, high = statistics.median(peaks[small]), statistics.median(peaks[large])
     growth = high - low
     report.rows += [
@@ -265,8 +263,7 @@ def overlap(report: Report, repeat: int, *, quick: bool) -> None:
                     f"overlap max_concurrent_queries={concurrent} run {i + 1}: {m.seconds:.2f} s "
                     f"(records in order, bookmarks = last records), peak RSS {m.peak_rss_mb:.0f} MB"
                 )
-                report.runs.append(line)
-                log(line)
+                report.run(line)
     seq = statistics.median(seconds[1])
     label = f"3 streams x 20 windows, 300 ms/query, {OVERLAP_ROWS:,} rows per stream"
     report.rows.append(Row(f"sequential (max_concurrent_queries=1), {label}", f"{seq:.2f} s"))

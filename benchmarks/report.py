@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 
@@ -27,6 +28,11 @@ class Report:
     notes: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     errors: int = 0
+
+    def run(self, line: str) -> None:
+        """Keep one run's line for RESULTS.md and show it now (on stderr)."""
+        self.runs.append(line)
+        print(line, file=sys.stderr, flush=True)
 
     def table(self) -> str:
         lines = [
