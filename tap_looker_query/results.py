@@ -127,14 +127,6 @@ def _split_rows(pending: bytes, decode: RowDecoder = _DECODER.decode) -> tuple[l
     return [], pending
 
 
-def iter_json_rows(
-    stream: t.BinaryIO, decode: RowDecoder = _DECODER.decode
-) -> Iterator[dict[str, t.Any]]:
-    """Rows of a `json` result, one by one (see `iter_json_batches`)."""
-    for batch in iter_json_batches(stream, decode):
-        yield from batch
-
-
 def iter_json_batches(  # noqa: C901, PLR0912, PLR0915
     stream: t.BinaryIO, decode: RowDecoder = _DECODER.decode
 ) -> Iterator[list[t.Any]]:

@@ -471,17 +471,24 @@ def _value_expression(kind: Kind, value: str, index: int, *, utc: bool, typed: b
 
 
 def _generate(
-    plan: Sequence[tuple[str, str, Kind]], tz: dt.tzinfo, *, typed: bool
+    plan: Sequence[tuple[str, str, Kind]],
+    converters: Sequence[Converter],
+    *,
+    utc: bool,
+    typed: bool,
 ) -> Callable[[t.Any], dict[str, t.Any]]:
-    """The converter for dict rows (`typed=False`) or for rows of `RecordBuilder.row_type`."""
+    """The converter for dict rows (`typed=False`) or for rows of `RecordBuilder.row_type`.
+
+    `converters[i]` is `converter_for` field i's kind; `utc`: the query time zone is UTC.
+    A dict row's missing field raises KeyError; a wrong value raises ValueError.
+    """
     namespace: dict[str, t.Any] = {
         "_datetime": dt.datetime.fromisoformat,
         "_date": dt.date.fromisoformat,
     }
-    utc = _is_utc(tz)
     items = []
-    for index, (field_name, prop, kind) in enumerate(plan):
-        namespace[f"c{index}"] = converter_for(kind, tz)
+    for index, ((field_name, prop, kind), convert) in enumerate(zip(plan, converters, strict=True)):
+        namespace[f"c{index}"] = convert
         value = f"row.f{index}" if typed else f"row[{field_name!r}]"
         items.append(
             f"        {prop!r}: {_value_expression(kind, value, index, utc=utc, typed=typed)},"
@@ -490,18 +497,6 @@ def _generate(
     # Generated from field and property names through repr(): no user text is executed.
     exec(compile(source, "<record converter>", "exec"), namespace)  # noqa: S102
     return t.cast("Callable[[t.Any], dict[str, t.Any]]", namespace["convert"])
-
-
-def record_converter(
-    plan: Sequence[tuple[str, str, Kind]], tz: dt.tzinfo
-) -> Callable[[Mapping[str, t.Any]], dict[str, t.Any]]:
-    """One function turning a Looker row (a dict) into a record: `(field, property, kind)` each.
-
-    Raises:
-        KeyError: a field is missing.
-        ValueError: a value is not of its field's type (`ValueMismatchError` says which way).
-    """
-    return _generate(plan, tz, typed=False)
 
 
 #: What msgspec checks in C while decoding a row Struct; booleans decode as anything.
@@ -530,9 +525,11 @@ class RecordBuilder:
     def __init__(self, plan: Sequence[tuple[str, str, Kind]], tz: dt.tzinfo) -> None:
         """Build the converters for `plan`, in the query time zone `tz`."""
         self._plan = list(plan)
-        self._from_dict = record_converter(plan, tz)
-        self._slow = [(name, converter_for(kind, tz)) for name, _prop, kind in plan]
+        converters = [converter_for(kind, tz) for _name, _prop, kind in plan]
+        utc = _is_utc(tz)
+        self._from_dict = _generate(plan, converters, utc=utc, typed=False)
         names = [name for name, _prop, _kind in plan]
+        self._slow = list(zip(names, converters, strict=True))
         self.row_type: type[msgspec.Struct] | None = None
         self._typed: msgspec.json.Decoder[t.Any] | None = None
         if names and len(set(names)) == len(names):
@@ -543,7 +540,7 @@ class RecordBuilder:
                 gc=False,  # values are JSON scalars: no reference cycles to collect
             )
             self._typed = msgspec.json.Decoder(list[self.row_type])  # type: ignore[name-defined]
-            self._from_struct = _generate(plan, tz, typed=True)
+            self._from_struct = _generate(plan, converters, utc=utc, typed=True)
 
     def decode(self, data: bytes) -> list[t.Any]:
         """A JSON array of rows: Structs when they fit the field types, else dicts.

@@ -14,7 +14,7 @@ from tap_looker_query.results import (
     ResultError,
     TruncatedResult,
     iter_csv_rows,
-    iter_json_rows,
+    iter_json_batches,
 )
 
 FIELDS = ["v.id", "v.name"]
@@ -33,6 +33,12 @@ class Trickle(io.RawIOBase):
         chunk, self._data = self._data[: self._step], self._data[self._step :]
         buffer[: len(chunk)] = chunk
         return len(chunk)
+
+
+def iter_json_rows(stream):
+    """Rows one by one, as they come out of the batches."""
+    for batch in iter_json_batches(stream):
+        yield from batch
 
 
 def json_rows(data: bytes):
