@@ -16,7 +16,7 @@ import typing as t
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.io_base import SingerWriter
 
-from tap_looker_query.streams import QueryStream
+from tap_looker_query.stream import QueryStream
 from tap_looker_query.tap import TapLookerQuery
 
 if t.TYPE_CHECKING:
@@ -36,7 +36,7 @@ class DefaultSdkTap(TapLookerQuery):
 
     def discover_streams(self) -> list[Stream]:
         return [
-            DefaultQueryStream(self, spec=stream.spec, schema=stream.schema)
+            DefaultQueryStream(self, run=self.run, spec=stream.spec, schema=stream.schema)
             for stream in t.cast("list[QueryStream]", super().discover_streams())
         ]
 

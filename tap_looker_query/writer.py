@@ -16,16 +16,13 @@ import typing as t
 from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage
 
-if t.TYPE_CHECKING:
-    from singer_sdk.singerlib import Message
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from typing_extensions import override
-else:
-    try:
-        from typing import override
-    except ImportError:  # Python < 3.12
-        from typing_extensions import override
+    from singer_sdk.singerlib import Message
 
 
 class BufferedMsgSpecWriter(MsgSpecWriter):

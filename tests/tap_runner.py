@@ -78,7 +78,9 @@ def run_tap(
         tap.close()
     buffer.flush()
     buffer.seek(0)
-    return TapRun(_parse(buffer.read()), exit_code=1 if tap.failures else 0, failures=tap.failures)
+    return TapRun(
+        _parse(buffer.read()), exit_code=1 if tap.run.failures else 0, failures=tap.run.failures
+    )
 
 
 def run_tap_process(
@@ -172,7 +174,7 @@ def as_record(row):
 
 def expected_history(emulator, since=START, until=None):
     since_text = dt.datetime.fromisoformat(since).strftime("%Y-%m-%d %H:%M:%S")
-    until_text = (until or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M:%S")
+    until_text = (until or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M:%S")
     rows = emulator.query_rows(
         "system__activity",
         "history",

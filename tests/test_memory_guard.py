@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from benchmarks.harness import Emulator, run_timed
-from tap_looker_query.schema import RecordBuilder
+from tap_looker_query.engine.records import RecordBuilder
 from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
 from tests.tap_runner import run_tap
 

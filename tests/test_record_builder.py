@@ -17,16 +17,12 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from tap_looker_query.results import LookerQueryError, iter_json_batches
-from tap_looker_query.schema import (
-    Kind,
-    RecordBuilder,
-    ValueMismatchError,
-    converter_for,
-    format_datetime,
-)
+from tap_looker_query.engine.formats import iter_json_batches
+from tap_looker_query.engine.records import RecordBuilder
+from tap_looker_query.errors import LookerQueryError, ValueMismatchError
+from tap_looker_query.schema import Kind, converter_for, format_datetime
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PLAN = [
     ("v.id", "v__id", Kind.INTEGER),
     ("v.at", "v__at", Kind.DATETIME),

@@ -9,13 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tap_looker_query.results import (
-    LookerQueryError,
-    ResultError,
-    TruncatedResult,
-    iter_csv_rows,
-    iter_json_batches,
-)
+from tap_looker_query.engine.formats import iter_csv_rows, iter_json_batches
+from tap_looker_query.errors import LookerQueryError, ResultError, TruncatedResultError
 
 FIELDS = ["v.id", "v.name"]
 
@@ -66,7 +61,7 @@ def test_json_rows():
         (b'[{"looker_error": "Table not found"}]', LookerQueryError, "Table not found"),
         (b"", ResultError, "empty body"),
         (b"<html><body>502 Bad Gateway</body></html>", ResultError, "non-JSON body"),
-        (b'[{"v.id": 1}, {"v.id": 2, "v.na', TruncatedResult, "ended early"),
+        (b'[{"v.id": 1}, {"v.id": 2, "v.na', TruncatedResultError, "ended early"),
         (b'{"message": "Not found"}', ResultError, "JSON object instead of rows"),
     ],
 )
@@ -83,8 +78,8 @@ def test_csv_maps_columns_by_position_and_keeps_quoting():
 @pytest.mark.parametrize(
     ("body", "error", "text"),
     [
-        (b"ID,Name\n1,a\n2,b", TruncatedResult, "cut off"),
-        (b'ID,Name\n1,"a\n', TruncatedResult, "cut off"),
+        (b"ID,Name\n1,a\n2,b", TruncatedResultError, "cut off"),
+        (b'ID,Name\n1,"a\n', TruncatedResultError, "cut off"),
         (b"ID\n1\n", ResultError, "1 columns for 2 fields"),
         (b"", ResultError, "empty body"),
         (b'[{"looker_error": "boom"}]', LookerQueryError, "boom"),
@@ -98,7 +93,7 @@ def test_bad_csv_bodies(body, error, text):
 
 def test_a_cut_csv_row_is_never_yielded():
     seen = []
-    with pytest.raises(TruncatedResult):
+    with pytest.raises(TruncatedResultError):
         seen.extend(iter_csv_rows(Trickle(b"ID,Name\n1,a\n2,b"), FIELDS))
     assert seen == [{"v.id": "1", "v.name": "a"}]
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tap_looker_query.errors import ValueMismatchError
 from tap_looker_query.schema import (
     KNOWN_TYPES,
     Kind,
     LookerField,
-    ValueMismatchError,
     converter_for,
     format_datetime,
     kind_of,
@@ -21,7 +21,7 @@ from tap_looker_query.schema import (
     property_schema,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # Looker's own list of dimension types (lookml_model_explore's supported_measure_types)
 # and its measure types.

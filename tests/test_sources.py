@@ -7,7 +7,8 @@ import logging
 import pytest
 import requests
 
-from tap_looker_query.presets import CLIENT_ID_PREFIX, PRESETS
+from tap_looker_query.specs.presets import PRESETS
+from tap_looker_query.system_activity import CLIENT_ID_PREFIX
 from tap_looker_query.tap import TapLookerQuery
 from tests.tap_runner import config_for, run_tap, run_tap_process
 

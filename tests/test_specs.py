@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from tap_looker_query.discovery import check_against_explore
+from tap_looker_query.errors import SpecError
 from tap_looker_query.schema import LookerField
-from tap_looker_query.specs import SpecError, check_against_explore, parse_specs
+from tap_looker_query.specs.parse import parse_specs
 
 BASE = {
     "name": "query_history",

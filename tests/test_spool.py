@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tap_looker_query.spool import Spool
+from tap_looker_query.engine.spool import Spool
 
 
 def test_reader_gets_everything_written_by_another_thread_including_spilled_bytes():

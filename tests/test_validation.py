@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from tap_looker_query.specs import parse_specs
+from tap_looker_query.specs.parse import parse_specs
 from tap_looker_query.tap import TapLookerQuery
 from tests.tap_runner import REPO, run_tap_process
 

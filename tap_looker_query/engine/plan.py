@@ -1,4 +1,4 @@
-"""Time windows: half-open `[start, end)` ranges, their Looker filter expressions, and splitting.
+"""Where an incremental read starts, and the half-open `[start, end)` windows it walks.
 
 A window becomes one Looker query with the filter `start to end`, which Looker reads as
 `start <= t < end` in the query time zone (filter-expression docs: "to" excludes its end).
@@ -79,3 +79,38 @@ def plan_windows(start: dt.datetime, end: dt.datetime, size: dt.timedelta) -> li
         windows.append(Window(cursor, upper))
         cursor = upper
     return windows
+
+
+def parse_instant(value: str) -> dt.datetime:
+    """An aware datetime from a bookmark or `start_date` (naive means UTC, as in the SDK).
+
+    Raises:
+        ValueError: the text is not an ISO 8601 datetime.
+    """
+    text = value.strip().replace("Z", "+00:00")
+    if len(text) >= 19 and text[10] == " ":  # noqa: PLR2004
+        text = f"{text[:10]}T{text[11:]}"
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def start_of(
+    *,
+    bookmark: dt.datetime | None,
+    start_date: dt.datetime | None,
+    default_days: int,
+    now: dt.datetime,
+) -> dt.datetime:
+    """Where an incremental read starts: the later of the bookmark and `start_date`.
+
+    That is the Singer SDK's own rule (`Stream.compare_start_date`), so the bookmark value the
+    SDK logs at the start of a sync is where the first window starts. Without a bookmark the
+    read starts at `start_date`, or `default_days` before `now` when that is not set either.
+    """
+    if bookmark is not None and start_date is not None:
+        return max(bookmark, start_date)
+    if bookmark is not None:
+        return bookmark
+    if start_date is not None:
+        return start_date
+    return now - dt.timedelta(days=default_days)

@@ -16,20 +16,18 @@ import typing as t
 
 import msgspec
 
+from tap_looker_query.errors import LookerQueryError, ResultError, TruncatedResultError
+
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 
-class ResultError(Exception):
-    """The body is not a complete, well-formed Looker result."""
+class Readable(t.Protocol):
+    """A byte stream read in order: a response body, a spool, a file."""
 
-
-class LookerQueryError(ResultError):
-    """Looker ran the query and reported an error (`looker_error`, a failed task)."""
-
-
-class TruncatedResult(ResultError):  # noqa: N818 - reads better at the raise site
-    """The body ended before the result did (a dropped connection, a cut-off response)."""
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to `size` bytes; empty at the end."""
+        ...
 
 
 _SNIPPET = 200
@@ -45,7 +43,7 @@ def snippet(data: bytes | str) -> str:
 class _Peeked(io.RawIOBase):
     """A byte stream with its first bytes already read (to sniff the body), replayed first."""
 
-    def __init__(self, head: bytes, rest: t.BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: Readable) -> None:
         self._head = head
         self._rest = rest
 
@@ -64,15 +62,15 @@ class _Peeked(io.RawIOBase):
         return len(data)
 
 
-def _sniff(stream: t.BinaryIO, size: int = 512) -> tuple[bytes, t.BinaryIO]:
-    """The first `size` bytes (fewer at the end of the body), and the stream replaying them."""
+def _read_head(stream: Readable, size: int = 512) -> bytes:
+    """The first `size` bytes of a body (fewer at its end), to tell what it is."""
     head = b""
     while len(head) < size:
         chunk = stream.read(size - len(head))
         if not chunk:
             break
         head += chunk
-    return head, _Peeked(head, stream)  # type: ignore[return-value]
+    return head
 
 
 _READ_SIZE = 256 * 1024
@@ -127,84 +125,91 @@ def _split_rows(pending: bytes, decode: RowDecoder = _DECODER.decode) -> tuple[l
     return [], pending
 
 
-def iter_json_batches(  # noqa: C901, PLR0912, PLR0915
-    stream: t.BinaryIO, decode: RowDecoder = _DECODER.decode
+def _check_json_start(head: bytes, stream: Readable) -> None:
+    """Refuse a body that cannot be a `json` result, before any row is read."""
+    stripped = head.lstrip()
+    if not stripped:
+        msg = "Looker returned an empty body instead of a JSON result"
+        raise ResultError(msg)
+    if stripped.startswith(b"{"):
+        text = head + stream.read(4096)
+        msg = f"Looker returned a JSON object instead of rows: {snippet(text)}"
+        raise ResultError(msg)
+    if not stripped.startswith(b"["):
+        msg = f"Looker returned a non-JSON body: {snippet(head)}"
+        raise ResultError(msg)
+
+
+def _check_rows(rows: list[t.Any], *, first: bool) -> None:
+    """A batch must hold row objects, and the first row must not be Looker's error."""
+    if first and isinstance(rows[0], dict) and "looker_error" in rows[0]:
+        msg = f"Looker reported an error: {rows[0]['looker_error']}"
+        raise LookerQueryError(msg)
+    # Typed rows (Structs) were checked while decoding; anything else must be objects.
+    if not isinstance(rows[0], msgspec.Struct) and not all(type(row) is dict for row in rows):
+        bad = next(row for row in rows if type(row) is not dict)
+        msg = f"Looker returned a row that is not an object: {snippet(repr(bad))}"
+        raise ResultError(msg)
+
+
+def _json_ended(pending: bytes, *, more: bool) -> bool:
+    """True at the closing `]`; raises when the body ended early or holds no result."""
+    if pending.startswith(b"]"):
+        if pending[1:].strip(_WHITESPACE):
+            msg = f"unexpected data after the JSON result: {snippet(pending[1:])}"
+            raise ResultError(msg)
+        return True
+    if not more:
+        if pending and not pending.rstrip(_WHITESPACE).endswith((b"}", b",")):
+            msg = f"the JSON result ended early: {snippet(pending[-200:])}"
+        elif pending.strip(_WHITESPACE):
+            msg = f"the JSON result is malformed or ended early near: {snippet(pending[:200])}"
+        else:
+            msg = "the JSON result ended early (no closing ']')"
+        raise TruncatedResultError(msg)
+    if len(pending) > _MAX_PENDING:
+        msg = f"the JSON result is malformed near: {snippet(pending[:200])}"
+        raise ResultError(msg)
+    return False
+
+
+def iter_json_batches(
+    stream: Readable, decode: RowDecoder = _DECODER.decode
 ) -> Iterator[list[t.Any]]:
     """Rows of a `json` result in batches (one per read), decoded as the body arrives.
 
     Memory stays flat in result size: at most one read (256 KiB) plus a partial row is pending.
     Batches of whole rows are decoded with msgspec, several times faster than a token-by-token
-    parser. Rows are dicts, or what `decode` makes of them (`schema.RecordBuilder.decode`
-    gives typed Structs when they fit; anything it could not type comes back as dicts).
+    parser. Rows are dicts, or what `decode` makes of them (`RecordBuilder.decode` gives typed
+    Structs when they fit; anything it could not type comes back as dicts).
 
     Raises:
         LookerQueryError: the body is Looker's `[{"looker_error": ...}]`.
-        TruncatedResult: the body ended before the closing `]`.
+        TruncatedResultError: the body ended before the closing `]`.
         ResultError: the body is empty, HTML, or not a JSON array of objects.
     """
-    head, replay = _sniff(stream)
-    stripped = head.lstrip()
-    if not stripped:
-        msg = "Looker returned an empty body instead of a JSON result"
-        raise ResultError(msg)
-    if not stripped.startswith(b"["):
-        if stripped.startswith(b"{"):
-            text = head + stream.read(4096)
-            msg = f"Looker returned a JSON object instead of rows: {snippet(text)}"
-        else:
-            msg = f"Looker returned a non-JSON body: {snippet(head)}"
-        raise ResultError(msg)
-    pending = b""
-    opened = finished = False
+    head = _read_head(stream)
+    _check_json_start(head, stream)
+    pending = head.lstrip(_WHITESPACE)[1:]  # the "[" (checked above)
     first = True
-    while not finished:
-        chunk = replay.read(_READ_SIZE)
-        if chunk:
-            pending += chunk
-        if not opened:
-            pending = pending.lstrip(_WHITESPACE)
-            if not pending:
-                continue
-            pending = pending[1:].lstrip(_WHITESPACE)  # the "[" (checked above)
-            opened = True
+    more = True
+    while more:
+        chunk = stream.read(_READ_SIZE)
+        more = bool(chunk)
+        pending += chunk
         rows, pending = _split_rows(pending, decode)
         if rows:
-            if first:
-                first = False
-                if isinstance(rows[0], dict) and "looker_error" in rows[0]:
-                    msg = f"Looker reported an error: {rows[0]['looker_error']}"
-                    raise LookerQueryError(msg)
-            # Typed rows (Structs) were checked while decoding; anything else must be objects.
-            if not isinstance(rows[0], msgspec.Struct) and not all(
-                type(row) is dict for row in rows
-            ):
-                bad = next(row for row in rows if type(row) is not dict)
-                msg = f"Looker returned a row that is not an object: {snippet(repr(bad))}"
-                raise ResultError(msg)
+            _check_rows(rows, first=first)
+            first = False
             yield rows
-        if pending.startswith(b"]"):
-            if pending[1:].strip(_WHITESPACE):
-                msg = f"unexpected data after the JSON result: {snippet(pending[1:])}"
-                raise ResultError(msg)
-            finished = True
-        elif not chunk:
-            if pending and not pending.rstrip(_WHITESPACE).endswith((b"}", b",")):
-                msg = f"the JSON result ended early: {snippet(pending[-200:])}"
-                raise TruncatedResult(msg)
-            if pending.strip(_WHITESPACE):
-                msg = f"the JSON result is malformed or ended early near: {snippet(pending[:200])}"
-                raise TruncatedResult(msg)
-            msg = "the JSON result ended early (no closing ']')"
-            raise TruncatedResult(msg)
-        elif len(pending) > _MAX_PENDING:
-            msg = f"the JSON result is malformed near: {snippet(pending[:200])}"
-            raise ResultError(msg)
+        if _json_ended(pending, more=more):
+            return
 
 
 class _LineTracker:
     """Decodes UTF-8 incrementally and remembers whether the text ended with a newline."""
 
-    def __init__(self, stream: t.BinaryIO) -> None:
+    def __init__(self, stream: Readable) -> None:
         self._stream = stream
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self.ends_with_newline = True
@@ -237,20 +242,8 @@ class _LineTracker:
         return line
 
 
-def iter_csv_rows(  # noqa: C901
-    stream: t.BinaryIO, fields: Sequence[str]
-) -> Iterator[dict[str, t.Any]]:
-    """Rows of a `csv` result keyed by field name: columns map to `fields` by position.
-
-    Looker's csv header holds labels, not names, so only the column count can be checked.
-    Every value is text; empty cells are None (the type conversion parses the rest).
-
-    Raises:
-        LookerQueryError: the body is a looker_error.
-        TruncatedResult: the last line has no newline (the body was cut off).
-        ResultError: empty body, or the header does not have one column per field.
-    """
-    head, replay = _sniff(stream)
+def _check_csv_start(head: bytes) -> None:
+    """Refuse a body that cannot be a `csv` result, before any row is read."""
     if not head.strip():
         msg = "Looker returned an empty body instead of a CSV result"
         raise ResultError(msg)
@@ -261,24 +254,40 @@ def iter_csv_rows(  # noqa: C901
     if stripped[:1] == b"<":
         msg = f"Looker returned an HTML page instead of CSV: {snippet(head)}"
         raise ResultError(msg)
-    text = _LineTracker(replay)
-    reader = csv.reader(text, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        header = []
-    if len(header) != len(fields):
+
+
+def _check_csv_header(reader: Iterator[list[str]], width: int) -> None:
+    header = next(reader, [])
+    if len(header) != width:
         msg = (
-            f"the CSV header has {len(header)} columns for {len(fields)} fields: "
+            f"the CSV header has {len(header)} columns for {width} fields: "
             f"{snippet(','.join(header))}"
         )
         raise ResultError(msg)
+
+
+def iter_csv_rows(stream: Readable, fields: Sequence[str]) -> Iterator[dict[str, t.Any]]:
+    """Rows of a `csv` result keyed by field name: columns map to `fields` by position.
+
+    Looker's csv header holds labels, not names, so only the column count can be checked.
+    Every value is text; empty cells are None (the type conversion parses the rest).
+
+    Raises:
+        LookerQueryError: the body is a looker_error.
+        TruncatedResultError: the last line has no newline (the body was cut off).
+        ResultError: empty body, or the header does not have one column per field.
+    """
+    head = _read_head(stream)
+    _check_csv_start(head)
+    text = _LineTracker(_Peeked(head, stream))
+    reader = csv.reader(text, strict=True)
     width = len(fields)
     names = tuple(fields)
     # Hold each row back until the next one starts: a row cut off mid-line can still have
     # the right number of columns, and only the final newline proves it complete.
     held: dict[str, t.Any] | None = None
     try:
+        _check_csv_header(reader, width)
         for values in reader:
             if len(values) != width:
                 if not text.ends_with_newline:
@@ -293,16 +302,16 @@ def iter_csv_rows(  # noqa: C901
             }
     except csv.Error as exc:
         msg = f"the CSV result is malformed or cut off ({exc})"
-        raise TruncatedResult(msg) from exc
+        raise TruncatedResultError(msg) from exc
     if not text.ends_with_newline:
         msg = "the CSV result was cut off (its last line has no newline)"
-        raise TruncatedResult(msg)
+        raise TruncatedResultError(msg)
     if held is not None:
         yield held
 
 
 def iter_csv_batches(
-    stream: t.BinaryIO, fields: Sequence[str], size: int = 2000
+    stream: Readable, fields: Sequence[str], size: int = 2000
 ) -> Iterator[list[dict[str, t.Any]]]:
     """Rows of a `csv` result in batches of `size` (see `iter_csv_rows`)."""
     batch: list[dict[str, t.Any]] = []
@@ -313,3 +322,23 @@ def iter_csv_batches(
             batch = []
     if batch:
         yield batch
+
+
+class RowSource(t.Protocol):
+    """What a result format needs to know of the stream: its fields and its row decoder."""
+
+    @property
+    def fields(self) -> Sequence[str]:
+        """The Looker fields of the query, in order (csv columns map to them by position)."""
+        ...
+
+    def decode(self, data: bytes) -> list[t.Any]:
+        """A JSON array of rows (typed where they fit)."""
+        ...
+
+
+#: Result format -> the parser of its body into batches of rows. A new format is one entry.
+FORMATS: dict[str, Callable[[Readable, RowSource], Iterator[list[t.Any]]]] = {
+    "json": lambda body, source: iter_json_batches(body, source.decode),
+    "csv": lambda body, source: iter_csv_batches(body, source.fields),
+}

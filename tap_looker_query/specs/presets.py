@@ -9,13 +9,6 @@ from __future__ import annotations
 
 import typing as t
 
-#: How long Looker keeps History rows ("the History table is truncated to the past 90 days").
-HISTORY_RETENTION_DAYS = 90
-
-#: The prefix of the `client_id` the tap gives every query it runs, so that its own queries are
-#: recognisable in System Activity (`query.client_id`) and `exclude_own_queries` can drop them.
-CLIENT_ID_PREFIX = "tapLookerQuery"
-
 PRESETS: dict[str, dict[str, t.Any]] = {
     "history": {
         "model": "system__activity",

@@ -1,0 +1,4 @@
+"""The engine: windows, prefetching, result formats, records and the window reader.
+
+Nothing here imports the Singer SDK.
+"""

@@ -1,0 +1,1 @@
+"""Everything that talks to Looker: transport, client, query runs. No Singer here."""

@@ -1,0 +1,271 @@
+"""`LookerClient`: login, field metadata and saved content, over the retrying session.
+
+Query runs (inline and as query tasks) are in `runs`. Nothing here knows about Singer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import typing as t
+from urllib.parse import quote
+
+from looker_sdk.error import SDKError
+from looker_sdk.rtl import auth_session, auth_token, serialize
+from looker_sdk.sdk.api40 import methods as methods40
+
+from tap_looker_query.errors import LoginError, LookerError, NotFoundError, status_error
+from tap_looker_query.looker.transport import (
+    API_PATH,
+    ClientSettings,
+    ClientStats,
+    Retrier,
+    SdkSettings,
+    SdkTransport,
+    Session,
+    describe_response,
+)
+from tap_looker_query.schema import LookerField
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Mapping
+
+    import requests
+
+    from tap_looker_query.looker.query import QueryBody
+
+_EXPLORE_FIELDS = (
+    "name,model_name,fields(dimensions({f}),measures({f}),filters({f}),parameters({f}))".format(
+        f="name,label,label_short,type,category,is_numeric,is_timeframe,hidden,description"
+    )
+)
+
+
+def _sdk_message(exc: SDKError) -> str:
+    return str(getattr(exc, "message", None) or exc).strip()
+
+
+class LookerClient:
+    """Everything the tap asks of Looker, over one authenticated, retrying session."""
+
+    def __init__(self, settings: ClientSettings, logger: logging.Logger) -> None:
+        """Prepare the session; nothing is sent until the first call."""
+        self.settings = settings
+        self.logger = logger
+        self.stats = ClientStats()
+        self._retrier = Retrier(settings, logger, self.stats)
+        self._session = Session(settings, self._retrier, logger)
+        api = SdkSettings(settings)
+        self._transport = SdkTransport(api, self._session)
+        self._auth = auth_session.AuthSession(api, self._transport, serialize.deserialize40, "4.0")
+        self.sdk = methods40.Looker40SDK(
+            self._auth, serialize.deserialize40, serialize.serialize40, self._transport, "4.0"
+        )
+        self._session.on_unauthorized = self._relogin
+        self._login_lock = threading.Lock()
+        self.query_slots = threading.BoundedSemaphore(settings.max_concurrent_queries)
+        self._api_root = settings.base_url.rstrip("/") + API_PATH
+
+    # Authentication
+
+    def _relogin(self, rejected: str | None) -> dict[str, str]:
+        """Log in again after a 401, once for all the requests that carried the dead token."""
+        with self._login_lock:
+            current = self._auth.token.access_token
+            if rejected is None or (current and rejected.endswith(current)):
+                self.stats.count_relogin()
+                self._auth.token = auth_token.AuthToken()
+        return self.auth_headers()
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header, logging in first when the token is missing or expired.
+
+        Raises:
+            LoginError: Looker refused the credentials.
+        """
+        with self._login_lock:
+            try:
+                return dict(self._auth.authenticate({}))
+            except SDKError as exc:
+                message = _sdk_message(exc)
+                if "not found" in message.lower():
+                    message = (
+                        "Looker refused the API credentials (404 from /login): check "
+                        "client_id and client_secret, and that base_url is the instance URL "
+                        "without /api/..."
+                    )
+                raise LoginError(message) from exc
+
+    def check_connection(self) -> str:
+        """Log in and return who we are (`GET /user`)."""
+        self.auth_headers()
+        try:
+            user = self.sdk.me(fields="id,display_name,email")
+        except SDKError as exc:
+            raise LookerError(_sdk_message(exc)) from exc
+        return f"{user.display_name or user.email or 'API user'} (id {user.id})"
+
+    def logout(self) -> None:
+        """End the API session and close connections; safe to call more than once."""
+        try:
+            if self._auth.is_authenticated:
+                self._auth.logout()
+        except (SDKError, OSError) as exc:
+            self.logger.debug("Logout failed: %s", exc)
+        finally:
+            self._session.close()
+
+    # Metadata
+
+    def explore_fields(self, model: str, explore: str) -> dict[str, LookerField]:
+        """Every field of an explore, by name (`lookml_model_explore`).
+
+        Raises:
+            NotFoundError: Looker answered 404 (unknown model or explore, or an explore built
+                on internal tables, as some System Activity explores are).
+            LookerError: any other error.
+        """
+        self.auth_headers()
+        try:
+            result = self.sdk.lookml_model_explore(model, explore, fields=_EXPLORE_FIELDS)
+        except SDKError as exc:
+            message = _sdk_message(exc)
+            if message.lower().startswith("not found"):
+                raise NotFoundError(message, 404) from exc
+            raise LookerError(message) from exc
+        fields: dict[str, LookerField] = {}
+        groups = result.fields
+        if groups is None:
+            return fields
+        for category, items in (
+            ("dimension", groups.dimensions),
+            ("measure", groups.measures),
+            ("filter", groups.filters),
+            ("parameter", groups.parameters),
+        ):
+            for item in items or []:
+                data = {key: getattr(item, key, None) for key in LookerField.__annotations__}
+                field_ = LookerField.from_api(data, category=str(item.category or category))
+                fields.setdefault(field_.name, field_)
+        return fields
+
+    def model_explores(self, model: str) -> list[str] | None:
+        """Explore names of a model, or None when the model does not exist."""
+        self.auth_headers()
+        try:
+            result = self.sdk.lookml_model(model, fields="name,explores(name)")
+        except SDKError as exc:
+            if _sdk_message(exc).lower().startswith("not found"):
+                return None
+            raise LookerError(_sdk_message(exc)) from exc
+        return [explore.name for explore in result.explores or [] if explore.name]
+
+    def model_names(self) -> list[str]:
+        """Every model the API user can see, internal ones (System Activity) included."""
+        self.auth_headers()
+        try:
+            models = self.sdk.all_lookml_models(fields="name", include_internal=True)
+        except SDKError as exc:
+            raise LookerError(_sdk_message(exc)) from exc
+        return [model.name for model in models if model.name]
+
+    # Saved content
+
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> t.Any:  # noqa: ANN401
+        """`GET` an API path and return its JSON.
+
+        Raises:
+            NotFoundError: Looker answered 404.
+            LookerError: any other error.
+        """
+        return self.api("GET", path, params=params).json()
+
+    def look(self, look_id: str) -> dict[str, t.Any]:
+        """A Look with its query (`GET /looks/{id}`)."""
+        return dict(self.get_json(f"/looks/{quote(look_id)}", {"fields": "id,title,query"}))
+
+    def saved_query(self, query_id: str) -> dict[str, t.Any]:
+        """A saved query by id (`GET /queries/{id}`)."""
+        return dict(self.get_json(f"/queries/{quote(query_id)}"))
+
+    def query_for_slug(self, slug: str) -> dict[str, t.Any]:
+        """A saved query by slug (`GET /queries/slug/{slug}`)."""
+        return dict(self.get_json(f"/queries/slug/{quote(slug)}"))
+
+    def dashboard(self, dashboard_id: str) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
+        """A dashboard (with its filters) and its elements (tiles)."""
+        path = f"/dashboards/{quote(dashboard_id, safe=':')}"
+        dashboard = dict(self.get_json(path, {"fields": "id,title,dashboard_filters"}))
+        elements = list(self.get_json(f"{path}/dashboard_elements"))
+        return dashboard, elements
+
+    # Query runs
+
+    def run_url(self, result_format: str) -> str:
+        """The inline-run endpoint for a result format."""
+        return f"{self._api_root}/queries/run/{quote(result_format)}"
+
+    def json_bi_fields(self, body: QueryBody) -> dict[str, LookerField]:
+        """Field metadata from a `json_bi` run (the fallback when explore metadata is 404)."""
+        with self.query_slots:
+            response = self.post_run(self.run_url("json_bi"), body, stream=False)
+            try:
+                payload = response.json()
+            except ValueError as exc:
+                msg = f"json_bi run answered a non-JSON body: {response.text[:200]}"
+                raise LookerError(msg) from exc
+        rows = payload.get("rows") if isinstance(payload, dict) else payload
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            error = rows[0].get("looker_error")
+            if error:
+                msg = f"Looker reported an error: {error}"
+                raise LookerError(msg)
+        groups = (payload.get("metadata") or {}).get("fields") or {}
+        fields: dict[str, LookerField] = {}
+        for category, key in (("dimension", "dimensions"), ("measure", "measures")):
+            for item in groups.get(key) or []:
+                field_ = LookerField.from_api(item, category=item.get("category") or category)
+                fields[field_.name] = field_
+        return fields
+
+    def check(self, response: requests.Response) -> requests.Response:
+        """The response when its status is not an error, else the error that status means."""
+        if response.status_code >= 400:  # noqa: PLR2004
+            message = describe_response(response)
+            response.close()
+            raise status_error(message, response.status_code)
+        return response
+
+    def post_run(
+        self, url: str, body: QueryBody, *, stream: bool, retry_read_timeouts: bool = True
+    ) -> requests.Response:
+        """`POST` a query to a run endpoint (fresh results, unformatted values)."""
+        headers = {**self.auth_headers(), "Content-Type": "application/json"}
+        response = self._session.send(
+            "POST",
+            url,
+            headers=headers,
+            params={"apply_formatting": "false", "cache": "false", "limit": str(body.limit)},
+            data=body.serialize(),
+            stream=stream,
+            retry_read_timeouts=retry_read_timeouts,
+        )
+        return self.check(response)
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Mapping[str, t.Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Call an API 4.0 path with a JSON body; the response, or the error its status means."""
+        headers = {**self.auth_headers(), "Content-Type": "application/json"}
+        data = json.dumps(json_body).encode("utf-8") if json_body is not None else None
+        response = self._session.send(
+            method, self._api_root + path, headers=headers, params=params, data=data, stream=stream
+        )
+        return self.check(response)

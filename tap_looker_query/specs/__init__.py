@@ -1,0 +1,1 @@
+"""Query specs: their schema, parsing, presets and the sources of saved queries."""

@@ -1,0 +1,238 @@
+"""Where a spec's query comes from: inline, or saved in Looker (a Look, a dashboard, a query).
+
+`RESOLVERS` maps each source key to the function that fetches its query from Looker and turns
+it into specs; a new source kind is one entry. Presets need no Looker call and are expanded by
+the parser. Every resolver returns its specs, the problems found (one message each, naming the
+spec) and notes on what it skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+import requests
+
+from tap_looker_query.errors import LoginError, LookerError, NotFoundError, SpecError
+from tap_looker_query.specs.model import QuerySpec, SavedKind, SavedSpec
+from tap_looker_query.specs.parse import duplicate_names, parse_inline
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+
+class ContentClient(t.Protocol):
+    """What resolving saved content asks of Looker."""
+
+    def look(self, look_id: str) -> dict[str, t.Any]:
+        """A Look with its query."""
+        ...
+
+    def saved_query(self, query_id: str) -> dict[str, t.Any]:
+        """A saved query by id."""
+        ...
+
+    def query_for_slug(self, slug: str) -> dict[str, t.Any]:
+        """A saved query by slug."""
+        ...
+
+    def dashboard(self, dashboard_id: str) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
+        """A dashboard and its elements."""
+        ...
+
+
+@dataclass
+class Resolved:
+    """What resolving one saved spec gave."""
+
+    specs: list[QuerySpec] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def saved_query_spec(
+    saved: SavedSpec,
+    query: Mapping[str, t.Any],
+    source: str,
+    name: str | None = None,
+    extra_filters: Mapping[str, str] | None = None,
+) -> tuple[QuerySpec | None, list[str]]:
+    """The spec for a saved query (a Look's, a tile's), with the spec's own keys over it.
+
+    The window of an incremental spec replaces the saved query's own filter on the datetime
+    field, unless the spec sets `filters` itself.
+    """
+    problems: list[str] = []
+    overrides = dict(saved.overrides)
+    metadata = overrides.get("metadata")
+    datetime_field = metadata.get("datetime") if isinstance(metadata, dict) else None
+    filters = {**dict(query.get("filters") or {}), **dict(extra_filters or {})}
+    if datetime_field and "filters" not in overrides:
+        filters.pop(datetime_field, None)
+    merged: dict[str, t.Any] = {
+        "name": name or saved.name,
+        "model": query.get("model"),
+        "explore": query.get("view"),
+        "fields": list(query.get("fields") or []),
+        "filters": filters,
+        "sorts": list(query.get("sorts") or []),
+    }
+    for key in ("limit", "filter_expression"):
+        if query.get(key) not in (None, ""):
+            merged[key] = query[key]
+    merged.update(overrides)
+    dynamic = query.get("dynamic_fields")
+    if dynamic not in (None, "", "[]") and "fields" not in overrides:
+        problems.append(
+            f"query '{merged['name']}' ({source}): uses custom fields or table calculations "
+            "(dynamic_fields), which the tap cannot type; list plain 'fields' in the spec"
+        )
+        return None, problems
+    spec = parse_inline(merged, saved.origin, problems, source=source)
+    return spec, problems
+
+
+def _tile_slug(title: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+    return slug or "tile"
+
+
+def _tile_query(element: Mapping[str, t.Any]) -> tuple[Mapping[str, t.Any] | None, str]:
+    """A tile's query, or None and why it has none that can run as one Looker query."""
+    maker = element.get("result_maker") or {}
+    if element.get("type") == "text":
+        return None, "a text tile, skipped"
+    if element.get("merge_result_id") or maker.get("merge_result_id"):
+        return None, "merged results cannot run as one Looker query; skipped"
+    if maker.get("sql_query_id"):
+        return None, "a SQL Runner tile has no explore to type it from; skipped"
+    look = element.get("look") or {}
+    query = element.get("query") or look.get("query") or maker.get("query")
+    return (query, "") if query else (None, "no query behind it; skipped")
+
+
+def _listened_filters(
+    element: Mapping[str, t.Any], defaults: Mapping[str, t.Any]
+) -> dict[str, str]:
+    """Field -> the default value of each dashboard filter the tile listens to."""
+    listened: dict[str, str] = {}
+    for filterable in (element.get("result_maker") or {}).get("filterables") or []:
+        for listen in filterable.get("listen") or []:
+            value = defaults.get(str(listen.get("dashboard_filter_name")))
+            if value not in (None, "") and listen.get("field"):
+                listened[str(listen["field"])] = str(value)
+    return listened
+
+
+def dashboard_specs(
+    saved: SavedSpec,
+    dashboard: Mapping[str, t.Any],
+    elements: Sequence[Mapping[str, t.Any]],
+) -> Resolved:
+    """One spec per query-backed tile, the problems found, and notes on tiles skipped.
+
+    Tiles listen to the dashboard's filters: each filter's default value is applied to the
+    field the tile maps it to. Text tiles are skipped; merged-result and SQL Runner tiles cannot
+    run as one Looker query and are reported by name.
+    """
+    defaults = {
+        str(item.get("name") or item.get("title")): item.get("default_value")
+        for item in dashboard.get("dashboard_filters") or []
+    }
+    unknown = sorted(set(saved.overrides) - {"limit", "metadata"})
+    result = Resolved(
+        problems=[
+            f"query '{saved.name}' (dashboard {saved.ref}): key '{key}' does not apply to a "
+            "dashboard (its tiles have their own queries); only 'limit' and 'metadata' do"
+            for key in unknown
+        ]
+    )
+    overrides = {key: value for key, value in saved.overrides.items() if key not in unknown}
+    used: set[str] = set()
+    for element in elements:
+        title = str(
+            element.get("title") or element.get("title_text") or f"tile {element.get('id')}"
+        )
+        where = f"dashboard {saved.ref} tile '{title}'"
+        query, why_not = _tile_query(element)
+        if query is None:
+            result.notes.append(f"{where}: {why_not}")
+            continue
+        base = f"{saved.name}_{_tile_slug(title)}"
+        name, counter = base, 2
+        while name in used:
+            name, counter = f"{base}_{counter}", counter + 1
+        used.add(name)
+        tile = SavedSpec(name, saved.kind, saved.ref, overrides, saved.origin)
+        listened = _listened_filters(element, defaults)
+        spec, found = saved_query_spec(tile, query, where, name=name, extra_filters=listened)
+        result.problems += found
+        if spec is not None:
+            result.specs.append(spec)
+    return result
+
+
+def _one_query(fetch: Callable[[ContentClient, str], Mapping[str, t.Any]]) -> Resolver:
+    """A resolver for a source whose content is one saved query."""
+
+    def resolve(client: ContentClient, saved: SavedSpec) -> Resolved:
+        spec, problems = saved_query_spec(saved, fetch(client, saved.ref), saved.describe)
+        return Resolved([spec] if spec is not None else [], problems)
+
+    return resolve
+
+
+def _dashboard(client: ContentClient, saved: SavedSpec) -> Resolved:
+    dashboard, elements = client.dashboard(saved.ref)
+    return dashboard_specs(saved, dashboard, elements)
+
+
+Resolver = t.Callable[[ContentClient, SavedSpec], Resolved]
+
+#: Source key -> how its query is fetched from Looker and turned into specs.
+RESOLVERS: dict[SavedKind, Resolver] = {
+    "look_id": _one_query(lambda client, ref: client.look(ref).get("query") or {}),
+    "query_id": _one_query(lambda client, ref: client.saved_query(ref)),
+    "query_slug": _one_query(lambda client, ref: client.query_for_slug(ref)),
+    "dashboard_id": _dashboard,
+}
+
+
+def resolve(
+    client: ContentClient,
+    parsed: Sequence[QuerySpec | SavedSpec],
+    note: Callable[[str], None],
+) -> list[QuerySpec]:
+    """Every spec with its query: saved content fetched from Looker and turned into specs.
+
+    Raises:
+        LoginError: Looker refused the credentials (nothing else can be checked then).
+        SpecError: with one message per problem, every spec checked.
+    """
+    problems: list[str] = []
+    specs: list[QuerySpec] = []
+    for item in parsed:
+        if isinstance(item, QuerySpec):
+            specs.append(item)
+            continue
+        try:
+            resolved = RESOLVERS[item.kind](client, item)
+        except NotFoundError:
+            problems.append(
+                f"{item.label}: {item.describe} does not exist, or the API user cannot see it"
+            )
+            continue
+        except LoginError:
+            raise
+        except (LookerError, requests.RequestException) as exc:
+            problems.append(f"{item.label}: cannot read {item.describe}: {exc}")
+            continue
+        for text in resolved.notes:
+            note(f"{item.name}: {text}")
+        specs += resolved.specs
+        problems += resolved.problems
+    problems += duplicate_names(specs)
+    if problems:
+        raise SpecError(problems)
+    return specs

@@ -1,0 +1,259 @@
+"""`QueryStream`: the Singer SDK adapter for one spec; the engine reads, this emits.
+
+The stream declares what the SDK needs (keys, replication key, sort order), plans its windows
+from the bookmark, and turns the reader's `WindowDone` events into STATE messages. Its only
+private SDK touchpoints are here: `_write_state_message()` after each window, and the bookmark
+policy of manual backfills.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import typing as t
+
+from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_looker_query.engine.plan import Window, parse_instant, plan_windows, start_of
+from tap_looker_query.engine.progress import Progress
+from tap_looker_query.engine.reader import WindowDone, WindowReader
+from tap_looker_query.engine.records import RecordBuilder
+from tap_looker_query.errors import StreamFailedError, TapLookerError
+from tap_looker_query.schema import kind_from_schema
+from tap_looker_query.system_activity import HISTORY_RETENTION_DAYS, is_history
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+if t.TYPE_CHECKING:
+    from collections import deque
+    from collections.abc import Iterator
+
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+    from tap_looker_query.engine.reader import Pending
+    from tap_looker_query.run import Run
+    from tap_looker_query.specs.model import QuerySpec
+
+#: A STATE message only when the stream says so (after each window); never by record count.
+_NEVER = 2**62
+
+
+class QueryStream(Stream):
+    """The rows of one configured Looker query."""
+
+    # Records are exact JSON types already (see `engine.records`); the SDK's generic
+    # conformance would only cost time (about half of its per-record work).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(self, tap: Tap, *, run: Run, spec: QuerySpec, schema: dict[str, t.Any]) -> None:
+        """Build the stream for `spec` with its discovered (or catalog) schema."""
+        self.spec = spec
+        self.run = run
+        super().__init__(tap, schema=schema, name=spec.name)
+        self.primary_keys = spec.key_properties
+        self.replication_key = spec.replication_property
+        if spec.is_manual_backfill:
+            # Its rows may be older than the bookmark: no STATE until `_clamp_bookmark` ran.
+            self.STATE_MSG_FREQUENCY = _NEVER
+        self.progress = Progress(spec.name, self.logger, run.settings.tz)
+        self._warm: tuple[list[Window], deque[tuple[Window, Pending]]] | None = None
+        self._reader: WindowReader | None = None
+
+    # Replication declarations
+
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        """Rows come back sorted by the datetime field, so progress is resumable."""
+        return self.replication_key is not None
+
+    @property
+    @override
+    def check_sorted(self) -> bool:
+        """Check order when bookmarks compare correctly as text (fixed UTC offset).
+
+        In a zone with daylight saving, Looker's naive local times repeat in the autumn hour,
+        so a correct order can look unsorted; a manual backfill may read rows older than the
+        bookmark, which `_clamp_bookmark` then keeps from moving it backwards.
+        """
+        fixed_offset = self.run.settings.tz.utcoffset(None) is not None
+        return fixed_offset and not self.spec.is_manual_backfill
+
+    # The engine
+
+    @property
+    def reader(self) -> WindowReader:
+        """The window reader of this stream (its record converters are built once, ~1 ms)."""
+        if self._reader is None:
+            properties = self.schema.get("properties", {})
+            plan = [
+                (name, prop, kind_from_schema(properties[prop]))
+                for name, prop in self.spec.properties
+                if prop in properties
+            ]
+            settings = self.run.settings
+            builder = RecordBuilder(plan, settings.tz)
+            self._reader = WindowReader(
+                self.spec,
+                start=self.run.prefetcher.starter(self.spec.result_format, builder),
+                builder=builder,
+                tz=settings.tz,
+                tz_name=settings.query_timezone,
+                max_retries=settings.max_retries,
+                progress=self.progress,
+                logger=self.logger,
+            )
+        return self._reader
+
+    @override
+    def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
+        """Rows of the spec: windowed when incremental, one query otherwise.
+
+        A failure stops this stream only: it is logged and recorded for the exit status, and
+        the state stays at the last fully emitted second.
+        """
+        self.progress.restart()
+        try:
+            self._check_catalog_matches_spec()
+            if self.spec.is_incremental and not self.spec.is_manual_backfill:
+                yield from self._incremental(context)
+            else:
+                yield from self._single_query()
+        except (StreamFailedError, TapLookerError) as exc:
+            self.run.record_failure(self.name, str(exc))
+        finally:
+            self.progress.summary()
+
+    def _check_catalog_matches_spec(self) -> None:
+        """A Look or tile whose fields changed since discovery is reported, not reshaped."""
+        wanted = [prop for _name, prop in self.spec.properties]
+        known = list(self.schema.get("properties", {}))
+        if set(wanted) == set(known):
+            return
+        added = sorted(set(wanted) - set(known))
+        removed = sorted(set(known) - set(wanted))
+        msg = (
+            f"{self.spec.label}: its fields changed since the catalog was discovered "
+            f"(new: {', '.join(added) or 'none'}; gone: {', '.join(removed) or 'none'}); run "
+            "discovery again (Meltano: --refresh-catalog)"
+        )
+        raise StreamFailedError(msg)
+
+    # Incremental windows
+
+    def _bookmark(self, context: Context | None) -> dt.datetime | None:
+        state = self.get_context_state(context)
+        if state.get("replication_key") != self.replication_key:
+            return None
+        value = state.get("replication_key_value")
+        return parse_instant(str(value)) if value else None
+
+    def _plan(self, context: Context | None) -> list[Window]:
+        """The windows from where this sync starts (`engine.plan.start_of`) to the run's start."""
+        run, spec = self.run, self.spec
+        start = start_of(
+            bookmark=self._bookmark(context),
+            start_date=run.settings.start_date,
+            default_days=spec.default_days,
+            now=run.started,
+        )
+        age = (run.started - start).days
+        if is_history(spec) and age > HISTORY_RETENTION_DAYS:
+            self.logger.warning(
+                "%s: the start reaches back %d days, but Looker keeps System Activity History "
+                "for %d days only; older rows are gone and cannot be read",
+                self.name,
+                age,
+                HISTORY_RETENTION_DAYS,
+            )
+        hours = spec.window_hours or run.settings.window_hours
+        windows = plan_windows(start, run.started, dt.timedelta(hours=hours))
+        if not windows:
+            self.logger.info("%s: up to date (bookmark %s)", self.name, start.isoformat())
+        else:
+            self.logger.info(
+                "%s: %d window(s) of %d h from %s to %s",
+                self.name,
+                len(windows),
+                hours,
+                windows[0].start.isoformat(),
+                windows[-1].end.isoformat(),
+            )
+        return windows
+
+    def warm_up(self) -> bool:
+        """Start fetching this stream's first windows while the stream before it still emits.
+
+        The SDK syncs streams one after another; without this each stream's first queries
+        would wait for the previous stream's last record. Returns False when the stream is
+        not selected (the next one may warm up instead).
+        """
+        if not self.selected:
+            return False
+        if self._warm is not None or not self.spec.is_incremental or self.spec.is_manual_backfill:
+            return True
+        windows = self._plan(None)
+        ahead = self.run.settings.max_concurrent_queries
+        self.logger.info(
+            "%s: starting its first %d queries while the previous stream finishes",
+            self.name,
+            min(len(windows), ahead),
+        )
+        self._warm = (windows, self.reader.warm(windows, ahead))
+        return True
+
+    def _incremental(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
+        queue = None
+        if self._warm is not None and context is None:
+            windows, queue = self._warm
+            self._warm = None
+        else:
+            windows = self._plan(context)
+        events = self.reader.windows(
+            windows,
+            ahead=self.run.settings.max_concurrent_queries,
+            queue=queue,
+            on_last_queries=lambda: self.run.warm_up_after(self.name),
+        )
+        for event in events:
+            if type(event) is WindowDone:
+                self.progress.window_done(event.window, event.rows, event.seconds)
+                # A STATE after each window: a crash repeats at most the window it
+                # interrupted. The SDK has no public hook for this; it is the call it makes
+                # itself every STATE_MSG_FREQUENCY records.
+                self._write_state_message()
+            else:
+                yield from t.cast("list[dict[str, t.Any]]", event)
+
+    # Full-table specs and manual backfills: one query
+
+    def _single_query(self) -> Iterator[dict[str, t.Any]]:
+        """A full-table spec, or a manual backfill that never moves the bookmark back."""
+        previous = self._previous_bookmark()
+        try:
+            for batch in self.reader.full():
+                yield from batch
+        finally:
+            if self.spec.is_manual_backfill:
+                self._clamp_bookmark(previous)
+
+    def _previous_bookmark(self) -> str | None:
+        state = self.stream_state
+        if state.get("replication_key") == self.replication_key:
+            value = state.get("replication_key_value")
+            return str(value) if value is not None else None
+        return None
+
+    def _clamp_bookmark(self, previous: str | None) -> None:
+        """A manual backfill never moves the bookmark backwards."""
+        if previous is None:
+            return
+        current = self.stream_state.get("replication_key_value")
+        if current is None or parse_instant(str(current)) < parse_instant(previous):
+            self.stream_state["replication_key"] = self.replication_key
+            self.stream_state["replication_key_value"] = previous
