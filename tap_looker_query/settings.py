@@ -113,6 +113,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Length of the time window each incremental query reads (1 or more).",
     ),
     th.Property(
+        "lookback_minutes",
+        th.IntegerType(minimum=0),
+        default=0,
+        title="Lookback Minutes",
+        description="Each incremental run re-reads this many minutes before the bookmark, to "
+        "catch rows that changed or arrived late (0 or more; metadata.lookback_minutes "
+        "overrides it per spec, and the System Activity presets set their own).",
+    ),
+    th.Property(
         "max_concurrent_queries",
         th.IntegerType(minimum=1, maximum=MAX_CONCURRENT_QUERIES),
         default=4,
@@ -174,6 +183,7 @@ class Settings:
     tz: dt.tzinfo
     exclude_own_queries: bool
     window_hours: int
+    lookback_minutes: int
     max_concurrent_queries: int
     query_mode: QueryMode
     query_timeout: int
@@ -221,6 +231,7 @@ class Settings:
             tz=tz,
             exclude_own_queries=bool(value["exclude_own_queries"]),
             window_hours=int(value["window_hours"]),
+            lookback_minutes=int(value["lookback_minutes"]),
             max_concurrent_queries=int(value["max_concurrent_queries"]),
             query_mode=value["query_mode"],
             query_timeout=int(value["query_timeout"]),

@@ -3,7 +3,7 @@
 The stream declares what the SDK needs (keys, replication key, sort order), plans its windows
 from the bookmark, and turns the reader's `WindowDone` events into STATE messages. Its only
 private SDK touchpoints are here: `_write_state_message()` after each window, and the bookmark
-policy of manual backfills.
+policy in `_increment_stream_state` (the bookmark only moves forward, compared as instants).
 """
 
 from __future__ import annotations
@@ -57,12 +57,12 @@ class QueryStream(Stream):
         super().__init__(tap, schema=schema, name=spec.name)
         self.primary_keys = spec.key_properties
         self.replication_key = spec.replication_property
-        if spec.is_manual_backfill:
-            # Its rows may be older than the bookmark: no STATE until `_clamp_bookmark` ran.
-            self.STATE_MSG_FREQUENCY = _NEVER
+        self.STATE_MSG_FREQUENCY = _NEVER
         self.progress = Progress(spec.name, self.logger, run.settings.tz)
         self._warm: tuple[list[Window], deque[tuple[Window, Pending]]] | None = None
         self._reader: WindowReader | None = None
+        #: Rows before this instant are re-read (lookback) and never move the bookmark.
+        self._floor: dt.datetime | None = None
 
     # Replication declarations
 
@@ -78,11 +78,10 @@ class QueryStream(Stream):
         """Check order when bookmarks compare correctly as text (fixed UTC offset).
 
         In a zone with daylight saving, Looker's naive local times repeat in the autumn hour,
-        so a correct order can look unsorted; a manual backfill may read rows older than the
-        bookmark, which `_clamp_bookmark` then keeps from moving it backwards.
+        so a correct order can look unsorted. Rows older than the bookmark (a lookback, a
+        manual backfill) never reach the check (`_increment_stream_state`).
         """
-        fixed_offset = self.run.settings.tz.utcoffset(None) is not None
-        return fixed_offset and not self.spec.is_manual_backfill
+        return self.run.settings.tz.utcoffset(None) is not None
 
     # The engine
 
@@ -153,15 +152,33 @@ class QueryStream(Stream):
         value = state.get("replication_key_value")
         return parse_instant(str(value)) if value else None
 
+    @property
+    def lookback(self) -> dt.timedelta:
+        """What each run re-reads before the bookmark: the spec's own, else the setting."""
+        minutes = self.spec.lookback_minutes
+        if minutes is None:
+            minutes = self.run.settings.lookback_minutes
+        return dt.timedelta(minutes=minutes)
+
     def _plan(self, context: Context | None) -> list[Window]:
         """The windows from where this sync starts (`engine.plan.start_of`) to the run's start."""
         run, spec = self.run, self.spec
+        bookmark = self._bookmark(context)
+        if self.lookback and not spec.primary_keys:
+            self.logger.warning(
+                "%s: a lookback of %d minutes re-reads rows, but the spec has no "
+                "metadata.primary_keys: the target cannot deduplicate the repeats by key",
+                spec.label,
+                self.lookback.total_seconds() // 60,
+            )
         start = start_of(
-            bookmark=self._bookmark(context),
+            bookmark=bookmark,
             start_date=run.settings.start_date,
             default_days=spec.default_days,
             now=run.started,
+            lookback=self.lookback,
         )
+        self._floor = bookmark
         age = (run.started - start).days
         if is_history(spec) and age > HISTORY_RETENTION_DAYS:
             self.logger.warning(
@@ -233,27 +250,32 @@ class QueryStream(Stream):
     # Full-table specs and manual backfills: one query
 
     def _single_query(self) -> Iterator[dict[str, t.Any]]:
-        """A full-table spec, or a manual backfill that never moves the bookmark back."""
-        previous = self._previous_bookmark()
-        try:
-            for batch in self.reader.full():
-                yield from batch
-        finally:
-            if self.spec.is_manual_backfill:
-                self._clamp_bookmark(previous)
+        """A full-table spec, or a manual backfill (which leaves the bookmark as it was)."""
+        for batch in self.reader.full():
+            yield from batch
 
-    def _previous_bookmark(self) -> str | None:
-        state = self.stream_state
-        if state.get("replication_key") == self.replication_key:
-            value = state.get("replication_key_value")
-            return str(value) if value is not None else None
-        return None
+    # The bookmark
 
-    def _clamp_bookmark(self, previous: str | None) -> None:
-        """A manual backfill never moves the bookmark backwards."""
-        if previous is None:
+    @override
+    def _increment_stream_state(
+        self, latest_record: dict[str, t.Any], *, context: Context | None = None
+    ) -> None:
+        """Advance the bookmark to a record's datetime, only ever forwards.
+
+        A manual backfill never moves it: its range need not join the bookmark, so a later
+        range would skip the rows between. Rows older than the bookmark the run started from
+        (the lookback) are re-emitted without touching it. Once a row reaches the bookmark, the
+        stored value takes that row's form, so the SDK's text comparison from then on compares
+        like with like (a state written in another time zone or offset still resumes).
+        """
+        if self.spec.is_manual_backfill:
             return
-        current = self.stream_state.get("replication_key_value")
-        if current is None or parse_instant(str(current)) < parse_instant(previous):
-            self.stream_state["replication_key"] = self.replication_key
-            self.stream_state["replication_key_value"] = previous
+        if self._floor is not None:
+            value = latest_record.get(self.replication_key or "")
+            if value is None or parse_instant(str(value)) < self._floor:
+                return
+            self._floor = None
+            state = self.get_context_state(context)
+            if state.get("replication_key") == self.replication_key:
+                state["replication_key_value"] = value
+        super()._increment_stream_state(latest_record, context=context)

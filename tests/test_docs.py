@@ -32,4 +32,4 @@ def test_readme_settings_table_matches_about():
     ).stdout
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert table_rows(readme) == table_rows(about)
-    assert len(table_rows(about)) == 16
+    assert len(table_rows(about)) == 17

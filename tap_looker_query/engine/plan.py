@@ -100,17 +100,19 @@ def start_of(
     start_date: dt.datetime | None,
     default_days: int,
     now: dt.datetime,
+    lookback: dt.timedelta = dt.timedelta(0),
 ) -> dt.datetime:
     """Where an incremental read starts: the later of the bookmark and `start_date`.
 
     That is the Singer SDK's own rule (`Stream.compare_start_date`), so the bookmark value the
-    SDK logs at the start of a sync is where the first window starts. Without a bookmark the
-    read starts at `start_date`, or `default_days` before `now` when that is not set either.
+    SDK logs at the start of a sync is where the first window starts, less the `lookback`
+    re-read before it (never earlier than `start_date`). Without a bookmark the read starts at
+    `start_date`, or `default_days` before `now` when that is not set either.
     """
     if bookmark is not None and start_date is not None:
-        return max(bookmark, start_date)
+        return max(bookmark - lookback, start_date)
     if bookmark is not None:
-        return bookmark
+        return bookmark - lookback
     if start_date is not None:
         return start_date
     return now - dt.timedelta(days=default_days)

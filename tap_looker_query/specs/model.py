@@ -95,6 +95,12 @@ SPEC_SCHEMA = th.ObjectType(
                 th.CustomType(_INT_OR_TEXT),
                 description="Window length for this spec, overriding the window_hours setting.",
             ),
+            th.Property(
+                "lookback_minutes",
+                th.CustomType(_INT_OR_TEXT),
+                description="Minutes re-read before the bookmark on each run, overriding the "
+                "lookback_minutes setting.",
+            ),
             additional_properties=True,
         ),
         description="looker_ingestion metadata: datetime, default_days, result_format, ...",
@@ -134,6 +140,7 @@ class QuerySpec:
     result_format: str = RESULT_FORMATS[0]
     primary_keys: tuple[str, ...] = ()
     window_hours: int | None = None
+    lookback_minutes: int | None = None
     origin: str = "queries"
     source: str = ""
 

@@ -169,16 +169,18 @@ class _Checker:
             self.problem(f"unknown key 'metadata.{key}'{suggestion(key, METADATA_KEYS)}")
         return metadata
 
-    def whole_number(self, metadata: Mapping[str, t.Any], key: str, unit: str) -> int | None:
-        """`metadata.<key>`: a whole number >= 1 (or a string holding one), or None."""
+    def whole_number(
+        self, metadata: Mapping[str, t.Any], key: str, unit: str, minimum: int = 1
+    ) -> int | None:
+        """`metadata.<key>`: a whole number >= `minimum` (or a string holding one), or None."""
         value = metadata.get(key)
         if value is None:
             return None
         number = _as_int(value)
-        if number is None or number < 1:
+        if number is None or number < minimum:
             self.problem(
-                f"key 'metadata.{key}' must be a whole number of {unit} >= 1, like 4 or \"4\", "
-                f"got {value!r}"
+                f"key 'metadata.{key}' must be a whole number of {unit} >= {minimum}, like 4 or "
+                f'"4", got {value!r}'
             )
             return None
         return number
@@ -235,6 +237,7 @@ def parse_inline(
     default_days = check.whole_number(metadata, "default_days", "days")
     result_format = check.result_format(metadata)
     window_hours = check.whole_number(metadata, "window_hours", "hours")
+    lookback_minutes = check.whole_number(metadata, "lookback_minutes", "minutes", minimum=0)
     primary_keys = check.primary_keys(metadata, fields)
     if check.failed:
         return None
@@ -252,6 +255,7 @@ def parse_inline(
         result_format=result_format,
         primary_keys=tuple(primary_keys),
         window_hours=window_hours,
+        lookback_minutes=lookback_minutes,
         origin=origin,
         source=source,
     )

@@ -30,6 +30,9 @@ PRESETS: dict[str, dict[str, t.Any]] = {
             "datetime": "history.created_time",
             "primary_keys": ["history.id"],
             "default_days": 90,
+            # A running query's row completes later (status, runtime change), and Elite
+            # System Activity refreshes History every 10 minutes: re-read two hours.
+            "lookback_minutes": 120,
         },
     },
     "event": {
@@ -37,7 +40,12 @@ PRESETS: dict[str, dict[str, t.Any]] = {
         "explore": "event",
         "fields": ["event.id", "event.name", "event.created_time", "user.id"],
         "sorts": ["event.created_time"],
-        "metadata": {"datetime": "event.created_time", "primary_keys": ["event.id"]},
+        # Elite System Activity refreshes Event every 10 minutes: rows arrive late.
+        "metadata": {
+            "datetime": "event.created_time",
+            "primary_keys": ["event.id"],
+            "lookback_minutes": 30,
+        },
     },
     "event_attribute": {
         "model": "system__activity",
@@ -50,7 +58,11 @@ PRESETS: dict[str, dict[str, t.Any]] = {
             "event.created_time",
         ],
         "sorts": ["event.created_time"],
-        "metadata": {"datetime": "event.created_time", "primary_keys": ["event_attribute.id"]},
+        "metadata": {
+            "datetime": "event.created_time",
+            "primary_keys": ["event_attribute.id"],
+            "lookback_minutes": 30,
+        },
     },
     "query": {
         "model": "system__activity",
@@ -81,9 +93,11 @@ PRESETS: dict[str, dict[str, t.Any]] = {
         "sorts": ["content_usage.last_accessed_time"],
         # Rows are updated in place as content is used again: the bookmark follows the last
         # access, and targets upsert on the key.
+        # Elite System Activity refreshes content usage every 24 hours: re-read 25.
         "metadata": {
             "datetime": "content_usage.last_accessed_time",
             "primary_keys": ["content_usage.id"],
+            "lookback_minutes": 1500,
         },
     },
     "look": {

@@ -55,14 +55,43 @@ def history_want(emu, since=SINCE):
     )
 
 
+RUNNING = 995100  # a query still running at the first run, complete at the second
+
+
+def a_running_query(emu):
+    """A History row 30 minutes before the newest, still running: inside a 2-hour lookback."""
+    newest = max(r["history_created_time"] for r in history_want(emu))
+    at = dt.datetime.fromisoformat(newest) - dt.timedelta(minutes=30)
+    emu.insert_rows(
+        "system__activity",
+        "history",
+        [
+            {
+                "history.id": RUNNING,
+                "history.created_time": at.strftime("%Y-%m-%d %H:%M:%S"),
+                "history.runtime": None,
+                "history.status": "running",
+                "history.source": "api4",
+                "history.is_single_query": "Yes",
+                "history.query_id": 7,
+                "history.user_id": None,
+            }
+        ],
+    )
+
+
 def second_batch(emu, first):
-    """Change the last row of the first run and add one: what the second run must upsert."""
+    """Change the last row of the first run and add one: what the second run must upsert.
+
+    The running query completes too: the second run's lookback re-reads it with its new values.
+    """
     last = max(first, key=lambda r: (r["history_created_time"], r["history_id"]))
     emu.insert_rows(
         "system__activity",
         "history",
         [
             {"history.id": last["history_id"], "history.status": "killed"},
+            {"history.id": RUNNING, "history.status": "complete", "history.runtime": 30.5},
             {
                 "history.id": 995001,
                 "history.created_time": "2026-11-04 12:00:00",
@@ -173,8 +202,9 @@ def test_system_activity_to_bigquery_upserts(meltano, looker_emulator, bigquery,
     from google.oauth2 import service_account  # noqa: PLC0415
 
     dataset = unique("looker")
+    a_running_query(looker_emulator)
     env = {
-        **looker_env(looker_emulator, start_date=START, window_hours=168),
+        **looker_env(looker_emulator, start_date=START, window_hours=168, lookback_minutes=120),
         "BIGQUERY_EMULATOR_HOST": bigquery.extra["url"],
         "TARGET_BIGQUERY_PROJECT": BQ_PROJECT,
         "TARGET_BIGQUERY_DATASET": dataset,
@@ -209,6 +239,7 @@ def test_system_activity_to_bigquery_upserts(meltano, looker_emulator, bigquery,
     got = landed()
     assert_records_match(got, want, ("history_id",), columns=sorted(want[0]))
     assert {r["history_id"]: r for r in got}[changed]["history_status"] == "killed"
+    assert [r["history_status"] for r in got if r["history_id"] == RUNNING] == ["complete"]
     client.close()
 
 
@@ -220,8 +251,9 @@ def test_query_history_to_postgres_upserts(meltano, looker_emulator, postgres):
     from psycopg.rows import dict_row  # noqa: PLC0415
 
     schema = unique("looker")
+    a_running_query(looker_emulator)
     env = {
-        **looker_env(looker_emulator, start_date=START, window_hours=168),
+        **looker_env(looker_emulator, start_date=START, window_hours=168, lookback_minutes=120),
         "TARGET_POSTGRES_HOST": "127.0.0.1",
         "TARGET_POSTGRES_PORT": str(postgres.port),
         "TARGET_POSTGRES_USER": "postgres",
@@ -265,3 +297,4 @@ def test_query_history_to_postgres_upserts(meltano, looker_emulator, postgres):
     want = history_want(looker_emulator)
     assert_records_match(got, want, ("history_id",), columns=sorted(want[0]))
     assert {r["history_id"]: r for r in got}[changed]["history_status"] == "killed"
+    assert [r["history_status"] for r in got if r["history_id"] == RUNNING] == ["complete"]
