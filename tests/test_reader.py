@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import logging
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -265,3 +266,29 @@ def test_any_rows_any_limit_any_cut_every_row_exactly_once(seconds, limit, batch
     looker = FakeLooker(rows_at(*seconds), batch=batch, faults=faults)
     window = Window(T0, T0 + dt.timedelta(minutes=1))
     assert ids(reader_for(looker, limit=limit).window(window)) == list(range(len(seconds)))
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata", "Asia/Tokyo"]
+)
+def test_continuations_keep_the_query_zones_offset(zone):
+    """D1: a window continued at the row limit or after a cut resumes at the right instant."""
+    tz = ZoneInfo(zone)
+    local = dt.datetime(2026, 1, 1, tzinfo=tz)
+    data = [
+        {"v.id": i, FIELD: (local + dt.timedelta(seconds=7 * i)).strftime("%Y-%m-%d %H:%M:%S")}
+        for i in range(60)
+    ]
+    looker = FakeLooker(data, batch=4, faults=[(3, TruncatedResultError("cut"))])
+    reader = WindowReader(
+        spec(limit=10),
+        start=looker.start,
+        builder=RecordBuilder(PLAN, tz),
+        tz=tz,
+        tz_name=zone,
+        max_retries=3,
+        progress=Progress("s", LOG, tz),
+        logger=LOG,
+    )
+    window = Window(local, local + dt.timedelta(hours=1))
+    assert ids(reader.window(window)) == list(range(60))

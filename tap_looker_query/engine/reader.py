@@ -98,6 +98,8 @@ class _HeldBack:
         self.key = key
         self.held: list[Record] = []
         self.held_second: str | None = None
+        #: The held second's full value, offset included: where a continuation resumes.
+        self.held_value: str | None = None
         self.rows = 0
         self.emitted = 0
 
@@ -120,12 +122,18 @@ class _HeldBack:
         else:
             ready, self.held = self.held, records
         self.held_second = last_second
+        self.held_value = records[-1][key]
         self.emitted += len(ready)
         return ready
 
     def rest_of(self, window: Window) -> Window:
         """What of `window` is still to read: from the second held back on."""
-        return window.from_(parse_instant(self.held_second)) if self.held_second else window
+        return window.from_(self.resume_at) if self.held_value else window
+
+    @property
+    def resume_at(self) -> dt.datetime:
+        """The instant of the second held back (its offset kept: any query time zone)."""
+        return floor_second(parse_instant(str(self.held_value)))
 
 
 class WindowReader:
@@ -289,12 +297,12 @@ class WindowReader:
         self, window: Window, page: _HeldBack
     ) -> Generator[list[Record], None, Window | None]:
         """The held-back rows when the query was complete; else what is left to read."""
-        if self.limit == UNLIMITED or page.rows < self.limit or page.held_second is None:
+        if self.limit == UNLIMITED or page.rows < self.limit or page.held_value is None:
             self.stats.rows += len(page.held)
             yield page.held
             return None
         self.stats.splits += 1
-        crowded = floor_second(parse_instant(page.held_second))
+        crowded = page.resume_at
         if page.emitted:
             self.logger.info(
                 "%s: window %s hit the row limit (%d); continuing from %s",
