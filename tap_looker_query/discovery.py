@@ -10,7 +10,13 @@ from __future__ import annotations
 import typing as t
 
 from tap_looker_query.errors import LookerError, NotFoundError, SpecError
-from tap_looker_query.schema import Kind, LookerField, kind_of, property_schema
+from tap_looker_query.schema import (
+    Kind,
+    LookerField,
+    is_unconverted_time,
+    kind_of,
+    property_schema,
+)
 from tap_looker_query.specs.parse import suggestion
 
 if t.TYPE_CHECKING:
@@ -80,6 +86,13 @@ def _datetime_problems(spec: QuerySpec, explore_fields: Mapping[str, LookerField
     if looker_field is None:
         return []
     where = f"{spec.label}: key 'metadata.datetime' is '{spec.datetime_field}'"
+    if is_unconverted_time(looker_field):
+        reason = (
+            "which Looker leaves in the database time zone (date_raw or convert_tz: no) while "
+            "windows are filtered in the query time zone; use a converted timeframe such as "
+            "'..._time', or convert_tz: yes in LookML"
+        )
+        return [f"{where}, {reason}"]
     if kind_of(looker_field) is not Kind.DATETIME:
         timeframe = f"{str(spec.datetime_field).rsplit('_', 1)[0]}_time"
         return [

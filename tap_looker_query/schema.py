@@ -35,7 +35,6 @@ class Kind(enum.Enum):
 _DATETIME_TYPES = frozenset(
     {
         "date_time",
-        "date_raw",
         "datetime",
         "time",
         "date_second",
@@ -52,6 +51,9 @@ _DATETIME_TYPES = frozenset(
     }
 )
 _DATE_TYPES = frozenset({"date_date", "date_week"})
+# Wall-clock text Looker does not convert to the query time zone: `date_raw` is the column as
+# the database holds it. Like `convert_tz: no` timeframes, it has no zone the tap could name.
+_UNCONVERTED_TYPES = frozenset({"date_raw"})
 _INTEGER_TYPES = frozenset(
     {
         "count",
@@ -90,6 +92,8 @@ _NUMBER_TYPES = frozenset(
         "running_total",
         "percent_of_total",
         "percent_of_previous",
+        # previous / difference / relative_change of an aggregate: always a number
+        "period_over_period",
     }
 )
 # min/max follow the field they aggregate: numeric when Looker says so, text otherwise
@@ -108,7 +112,6 @@ _STRING_TYPES = frozenset(
         "list",
         "date",
         "turtle_look",
-        "period_over_period",
         "date_month",
         "date_fiscal_month",
         "date_quarter",
@@ -132,6 +135,7 @@ KNOWN_TYPES = (
     | _FOLLOWS_IS_NUMERIC
     | _BOOLEAN_TYPES
     | _STRING_TYPES
+    | _UNCONVERTED_TYPES
 )
 
 
@@ -148,10 +152,13 @@ class LookerField:
     is_numeric: bool = False
     is_timeframe: bool = False
     hidden: bool = False
+    #: LookML `convert_tz`; None when Looker did not say (it then converts, the default).
+    convert_tz: bool | None = None
 
     @classmethod
     def from_api(cls, data: Mapping[str, t.Any], category: str | None = None) -> LookerField:
         """Build from a field object as Looker sends it (explore metadata or json_bi)."""
+        convert_tz = data.get("convert_tz")
         return cls(
             name=str(data["name"]),
             type=str(data.get("type") or ""),
@@ -162,7 +169,28 @@ class LookerField:
             is_numeric=bool(data.get("is_numeric")),
             is_timeframe=bool(data.get("is_timeframe")),
             hidden=bool(data.get("hidden")),
+            convert_tz=None if convert_tz is None else bool(convert_tz),
         )
+
+    @classmethod
+    def from_json_bi(
+        cls,
+        data: Mapping[str, t.Any],
+        category: str | None,
+        sample: t.Any,  # noqa: ANN401
+    ) -> LookerField:
+        """Build from a `json_bi` field (`JsonBiField`), `sample` being its value in a row.
+
+        `JsonBiField` has no `is_numeric`, which decides whether a `min`/`max` measure is a
+        number (over numbers) or text (over dates, strings). The response's own value tells:
+        a JSON number is numeric, text is not; with no value to look at (no row, NULL) the
+        measure is taken as numeric, as most are, so that a wrong guess fails the window on the
+        first text value instead of loading numbers as strings.
+        """
+        if "is_numeric" in data or str(data.get("type")) not in _FOLLOWS_IS_NUMERIC:
+            return cls.from_api(data, category)
+        numeric = sample is None or (type(sample) in {int, float})
+        return cls.from_api({**data, "is_numeric": numeric}, category)
 
     @property
     def is_time(self) -> bool:
@@ -173,8 +201,11 @@ class LookerField:
 def kind_of(field: LookerField) -> Kind | None:  # noqa: PLR0911
     """The value family of a field, or None when Looker's type is not one we know."""
     looker_type = field.type
+    if looker_type in _UNCONVERTED_TYPES:
+        return Kind.STRING
     if looker_type in _DATETIME_TYPES:
-        return Kind.DATETIME
+        # `convert_tz: no`: Looker shows the database's wall clock, not the query zone's
+        return Kind.STRING if field.convert_tz is False else Kind.DATETIME
     if looker_type in _DATE_TYPES:
         return Kind.DATE
     if looker_type in _INTEGER_TYPES:
@@ -188,6 +219,13 @@ def kind_of(field: LookerField) -> Kind | None:  # noqa: PLR0911
     if looker_type in _STRING_TYPES:
         return Kind.STRING
     return None
+
+
+def is_unconverted_time(field: LookerField) -> bool:
+    """True for time fields Looker leaves in the database zone (`date_raw`, `convert_tz: no`)."""
+    return field.type in _UNCONVERTED_TYPES or (
+        field.type in _DATETIME_TYPES and field.convert_tz is False
+    )
 
 
 def property_name(field_name: str) -> str:
@@ -204,6 +242,11 @@ def property_schema(field: LookerField, kind: Kind) -> dict[str, t.Any]:
         schema = {"type": [kind.value, "null"]}
     schema["title"] = field.label or field.name
     about = f"Looker field `{field.name}` ({field.category}, type `{field.type}`)."
+    if kind is Kind.STRING and is_unconverted_time(field):
+        about += (
+            " Looker does not convert it to the query time zone: the text is the database's"
+            " local time, without offset."
+        )
     if field.description:
         about = f"{field.description} {about}"
     schema["description"] = about
@@ -219,11 +262,20 @@ _DATETIME_RE = re.compile(
 _INT_RE = re.compile(r"[+-]?\d+")
 
 
+#: How Looker itself shows the values of a `list` measure.
+LIST_SEPARATOR = ", "
+
+
 def _convert_string(value: t.Any) -> t.Any:  # noqa: ANN401
     if value is None or type(value) is str:
         return value
     if type(value) in {int, float}:
         return str(value)
+    # A `list` measure may arrive as a JSON array: the same text as when it arrives joined.
+    if type(value) is list and all(
+        item is None or type(item) in {str, int, float} for item in value
+    ):
+        return LIST_SEPARATOR.join(str(item) for item in value if item is not None)
     msg = f"expected text, got {value!r}"
     raise ValueMismatchError(msg)
 

@@ -67,7 +67,7 @@ def test_every_type_looker_lists_is_mapped_deliberately(looker_type):
         ("date_second", Kind.DATETIME),
         ("date_minute15", Kind.DATETIME),
         ("date_hour", Kind.DATETIME),
-        ("date_raw", Kind.DATETIME),
+        ("date_raw", Kind.STRING),
         ("date_date", Kind.DATE),
         ("date_week", Kind.DATE),
         ("date_month", Kind.STRING),

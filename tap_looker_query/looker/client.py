@@ -35,9 +35,10 @@ if t.TYPE_CHECKING:
 
     from tap_looker_query.looker.query import QueryBody
 
+_FIELD_KEYS = "name,label,label_short,type,category,is_numeric,is_timeframe,hidden,description"
 _EXPLORE_FIELDS = (
     "name,model_name,fields(dimensions({f}),measures({f}),filters({f}),parameters({f}))".format(
-        f="name,label,label_short,type,category,is_numeric,is_timeframe,hidden,description"
+        f=f"{_FIELD_KEYS},convert_tz"
     )
 )
 
@@ -222,10 +223,17 @@ class LookerClient:
                 msg = f"Looker reported an error: {error}"
                 raise LookerError(msg)
         groups = (payload.get("metadata") or {}).get("fields") or {}
+        # JsonBiField has no is_numeric: the one row's values show which min/max are numbers.
+        sample = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], dict) else {}
         fields: dict[str, LookerField] = {}
         for category, key in (("dimension", "dimensions"), ("measure", "measures")):
             for item in groups.get(key) or []:
-                field_ = LookerField.from_api(item, category=item.get("category") or category)
+                value = sample.get(item.get("name"))
+                if isinstance(value, dict):  # a json_detail-style cell, {"value": ...}
+                    value = value.get("value")
+                field_ = LookerField.from_json_bi(
+                    item, category=item.get("category") or category, sample=value
+                )
                 fields[field_.name] = field_
         return fields
 
