@@ -7,6 +7,7 @@ class it raises. Whoever reads a window then only asks `isinstance(exc, Retriabl
 
 from __future__ import annotations
 
+import threading
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -99,6 +100,35 @@ class SpecError(FatalError):
         """Keep every problem so the user can fix them all in one go."""
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class TerminatedError(BaseException):
+    """SIGTERM or SIGINT: stop at the next safe point (not an error a stream may contain)."""
+
+    def __init__(self, signum: int) -> None:
+        """Remember the signal, for the exit status (128 + signum)."""
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
+class Stop(threading.Event):
+    """Set when the run must stop; `signum` is the signal that asked for it."""
+
+    signum = 15
+
+    def request(self, signum: int) -> bool:
+        """Ask for the stop; False when it was asked for already."""
+        if self.is_set():
+            return False
+        self.signum = signum
+        self.set()
+        return True
+
+
+def raise_if_stopped(stop: threading.Event) -> None:
+    """Raise `TerminatedError` once a stop was asked for (see `run.Run.stop`)."""
+    if stop.is_set():
+        raise TerminatedError(getattr(stop, "signum", 15))
 
 
 class StreamFailedError(TapLookerError):

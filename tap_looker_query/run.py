@@ -9,10 +9,11 @@ that decide the exit status.
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import typing as t
 
 from tap_looker_query.engine.fetch import Prefetcher
-from tap_looker_query.errors import LookerError
+from tap_looker_query.errors import LookerError, Stop
 from tap_looker_query.looker.client import LookerClient
 from tap_looker_query.looker.runs import QueryRuns
 
@@ -34,6 +35,8 @@ class Run:
         self.logger = logger
         self.started = started or dt.datetime.now(dt.UTC).replace(microsecond=0)
         self.failures: dict[str, str] = {}
+        #: Set by `stop` (SIGTERM, SIGINT): no query starts after it, running tasks are killed.
+        self.stopping = Stop()
         self._client: LookerClient | None = None
         self._prefetcher: Prefetcher | None = None
         self._order: list[tuple[str, Callable[[], bool]]] = []
@@ -53,8 +56,10 @@ class Run:
     def prefetcher(self) -> Prefetcher:
         """The download threads (as many as queries may be in flight)."""
         if self._prefetcher is None:
-            runs = QueryRuns(self.client, self.logger)
-            self._prefetcher = Prefetcher(runs.stream_run, self.settings.max_concurrent_queries)
+            runs = QueryRuns(self.client, self.logger, self.stopping)
+            self._prefetcher = Prefetcher(
+                runs.stream_run, self.settings.max_concurrent_queries, self.stopping
+            )
         return self._prefetcher
 
     def sync_order(self, streams: list[tuple[str, Callable[[], bool]]]) -> None:
@@ -71,6 +76,19 @@ class Run:
             except (ValueError, LookerError) as exc:  # it reports this itself when it runs
                 self.logger.debug("%s: no warm-up: %s", following, exc)
                 return
+
+    def stop(self, signum: int) -> None:
+        """Stop soon (SIGTERM, SIGINT), once.
+
+        No new query starts, running query tasks are killed, streams stop at their next batch;
+        the tap then writes the STATE of what was emitted and exits.
+        """
+        if not self.stopping.request(signum):
+            return
+        self.logger.warning(
+            "Received %s: stopping (no new queries; running query tasks are killed)",
+            signal.Signals(signum).name,
+        )
 
     def record_failure(self, stream: str, reason: str) -> None:
         """A stream stopped on an error; the run goes on and exits non-zero at the end."""

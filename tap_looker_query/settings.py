@@ -107,14 +107,15 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "window_hours",
-        th.IntegerType(minimum=1),
+        th.IntegerType(minimum=1, maximum=8784),
         default=24,
         title="Window Hours",
-        description="Length of the time window each incremental query reads (1 or more).",
+        description="Length of the time window each incremental query reads, in hours "
+        "(1 to 8784, a leap year).",
     ),
     th.Property(
         "lookback_minutes",
-        th.IntegerType(minimum=0),
+        th.IntegerType(minimum=0, maximum=527040),
         default=0,
         title="Lookback Minutes",
         description="Each incremental run re-reads this many minutes before the bookmark, to "
@@ -208,6 +209,7 @@ class Settings:
                     f"setting 'start_date': {value['start_date']!r} is not a date-time; use "
                     "ISO 8601 like '2026-09-01T00:00:00Z'"
                 )
+        problems += _env_booleans(config)
         zone_name = str(value["query_timezone"])
         try:
             tz = timezone(zone_name)
@@ -268,6 +270,26 @@ class Settings:
             query_mode=self.query_mode,
             query_timeout=float(self.query_timeout),
         )
+
+
+#: What a boolean setting may say in the environment (the SDK reads anything else as false).
+_BOOLEAN_TEXT = frozenset({"true", "false", "1", "0", "yes", "no", "t", "f", "y", "n", "on", "off"})
+
+
+def _env_booleans(config: Mapping[str, t.Any]) -> list[str]:
+    """A boolean setting read as false from environment text that is neither true nor false."""
+    problems = []
+    for name, prop in CONFIG_SCHEMA["properties"].items():
+        if "boolean" not in prop.get("type", []) or config.get(name) is not False:
+            continue
+        variable = f"TAP_LOOKER_QUERY_{name.upper()}"
+        text = os.environ.get(variable)
+        if text is not None and text.strip().lower() not in _BOOLEAN_TEXT:
+            problems.append(
+                f"environment variable {variable}={text!r} is neither true nor false; use "
+                "true or false"
+            )
+    return problems
 
 
 def _credential(config: Mapping[str, t.Any], key: str) -> str | None:

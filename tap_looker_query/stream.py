@@ -13,6 +13,7 @@ import sys
 import typing as t
 
 from singer_sdk import Stream
+from singer_sdk.exceptions import InvalidStreamSortException
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_looker_query.engine.plan import Window, parse_instant, plan_windows, start_of
@@ -63,6 +64,8 @@ class QueryStream(Stream):
         self._reader: WindowReader | None = None
         #: Rows before this instant are re-read (lookback) and never move the bookmark.
         self._floor: dt.datetime | None = None
+        #: Set when the SDK found rows out of order; the stream stops at the next batch.
+        self._unsorted: StreamFailedError | None = None
 
     # Replication declarations
 
@@ -106,6 +109,7 @@ class QueryStream(Stream):
                 max_retries=settings.max_retries,
                 progress=self.progress,
                 logger=self.logger,
+                stop=self.run.stopping,
             )
         return self._reader
 
@@ -123,8 +127,11 @@ class QueryStream(Stream):
                 yield from self._incremental(context)
             else:
                 yield from self._single_query()
-        except (StreamFailedError, TapLookerError) as exc:
+        except TapLookerError as exc:
             self.run.record_failure(self.name, str(exc))
+        except Exception as exc:  # anything else still stops this stream only
+            self.logger.debug("%s: unexpected failure", self.name, exc_info=True)
+            self.run.record_failure(self.name, f"{type(exc).__name__}: {exc}")
         finally:
             self.progress.summary()
 
@@ -146,11 +153,50 @@ class QueryStream(Stream):
     # Incremental windows
 
     def _bookmark(self, context: Context | None) -> dt.datetime | None:
+        """The bookmark in the input state, as an instant.
+
+        A bookmark of another datetime field (the spec's `metadata.datetime` changed) is
+        dropped: the stream starts again from `start_date`, and the SDK does not compare the
+        new field's values with the old one's.
+
+        Raises:
+            StreamFailedError: the state holds something that is not a datetime.
+        """
         state = self.get_context_state(context)
         if state.get("replication_key") != self.replication_key:
+            if state.pop("replication_key_value", None) is not None:
+                self.logger.info(
+                    "%s: the state's bookmark is for '%s', not '%s': starting from start_date",
+                    self.name,
+                    state.get("replication_key"),
+                    self.replication_key,
+                )
+            state.pop("replication_key", None)
             return None
         value = state.get("replication_key_value")
-        return parse_instant(str(value)) if value else None
+        if value in (None, ""):
+            return None
+        try:
+            return parse_instant(str(value))
+        except ValueError:
+            msg = (
+                f"{self.spec.label}: the state's bookmark {value!r} is not a date-time; set it "
+                "to an ISO 8601 value or clear it (meltano state clear <state id>)"
+            )
+            raise StreamFailedError(msg) from None
+
+    @override
+    def compare_start_date(self, value: str, start_date_value: str) -> str:
+        """The later of bookmark and `start_date`, as instants (the SDK compares as text).
+
+        A bookmark that is not a datetime is passed on unchanged: `get_records` then fails this
+        stream with a message, instead of the SDK failing the whole run.
+        """
+        try:
+            later = parse_instant(str(value)) >= parse_instant(str(start_date_value))
+        except ValueError:
+            return value
+        return value if later else start_date_value
 
     @property
     def lookback(self) -> dt.timedelta:
@@ -187,6 +233,14 @@ class QueryStream(Stream):
                 self.name,
                 age,
                 HISTORY_RETENTION_DAYS,
+            )
+        if start > run.started:
+            self.logger.warning(
+                "%s: starts at %s, after this run began (%s): nothing is read until then; "
+                "check start_date and the state's bookmark",
+                self.name,
+                start.isoformat(),
+                run.started.isoformat(),
             )
         hours = spec.window_hours or run.settings.window_hours
         windows = plan_windows(start, run.started, dt.timedelta(hours=hours))
@@ -246,6 +300,8 @@ class QueryStream(Stream):
                 self._write_state_message()
             else:
                 yield from t.cast("list[dict[str, t.Any]]", event)
+                if self._unsorted is not None:
+                    raise self._unsorted
 
     # Full-table specs and manual backfills: one query
 
@@ -278,4 +334,11 @@ class QueryStream(Stream):
             state = self.get_context_state(context)
             if state.get("replication_key") == self.replication_key:
                 state["replication_key_value"] = value
-        super()._increment_stream_state(latest_record, context=context)
+        try:
+            super()._increment_stream_state(latest_record, context=context)
+        except InvalidStreamSortException as exc:
+            # Raised here it would end the whole run; the stream stops at its next batch.
+            self._unsorted = StreamFailedError(
+                f"{self.spec.label}: Looker returned rows out of order by "
+                f"'{self.spec.datetime_field}' ({exc}); the bookmark stays at the last row in order"
+            )

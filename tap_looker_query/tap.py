@@ -8,6 +8,8 @@ per spec, each reading through the `engine`. The run's resources live on a `Run`
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import typing as t
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, TapCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_looker_query.discovery import Discovery
-from tap_looker_query.errors import LoginError, LookerError, SpecError
+from tap_looker_query.errors import LoginError, LookerError, SpecError, TerminatedError
 from tap_looker_query.run import Run
 from tap_looker_query.settings import CONFIG_SCHEMA, Settings
 from tap_looker_query.specs.parse import parse_specs
@@ -67,6 +69,37 @@ def _as_config_error(base_url: str | None) -> Iterator[None]:
     except (LookerError, requests.RequestException) as exc:
         message = f"cannot read metadata from Looker at {base_url}: {exc}"
         raise ConfigValidationError(message, errors=[message]) from exc
+
+
+def _input_problem(content: object, what: str) -> str | None:
+    """What is wrong with the shape of a state or catalog document, if anything."""
+    if not isinstance(content, dict):
+        return f"the {what} must be a JSON object, got {type(content).__name__}"
+    if what == "state":
+        bookmarks = content.get("bookmarks", {})
+        if not isinstance(bookmarks, dict) or not all(
+            isinstance(value, dict) for value in bookmarks.values()
+        ):
+            return "the state's 'bookmarks' must map each stream name to an object"
+    elif not isinstance(content.get("streams"), list):
+        return "the catalog must have a 'streams' list"
+    return None
+
+
+def _read_input(file: t.IO[str] | None, what: str) -> dict[str, t.Any] | None:
+    """A state or catalog file, or exit 1 with one line naming what is wrong with it."""
+    if file is None:
+        return None
+    try:
+        content = json.loads(file.read())
+    except (ValueError, RecursionError) as exc:
+        problem: str | None = f"the {what} file is not JSON ({exc})"
+    else:
+        problem = _input_problem(content, what)
+    if problem is not None:
+        TapLookerQuery.logger.error("%s: %s", getattr(file, "name", what), problem)
+        sys.exit(1)
+    return t.cast("dict[str, t.Any]", content)
 
 
 class TapLookerQuery(Tap):
@@ -139,6 +172,20 @@ class TapLookerQuery(Tap):
         self.run.sync_order([(stream.name, stream.warm_up) for stream in by_name])
         return list(streams)
 
+    def stopped(self, signum: int) -> t.NoReturn:
+        """After SIGTERM or SIGINT: the STATE of what was emitted, then exit 128 + signum.
+
+        Download threads still waiting on Looker are not waited for.
+        """
+        self.state_writer.write_state(self.state)
+        self.logger.error(
+            "Stopped by %s; the last STATE covers every record emitted",
+            signal.Signals(signum).name,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
     def close(self) -> None:
         """Log out and stop the download threads."""
         if self._run is not None:
@@ -204,13 +251,17 @@ class TapLookerQuery(Tap):
         cls.print_version(print_fn=cls.logger.info)
         tap = cls(
             config=getattr(config, "config", None),
-            state=None if state is None else json.loads(state.read()),
-            catalog=None if catalog is None else json.loads(catalog.read()),
+            state=_read_input(state, "state"),
+            catalog=_read_input(catalog, "catalog"),
             parse_env_config=bool(getattr(config, "parse_env", False)),
             validate_config=True,
         )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, _frame: tap.run.stop(number))
         try:
             tap.sync_all()
+        except TerminatedError as stopped:
+            tap.stopped(stopped.signum)
         finally:
             tap.close()
         failures = tap.run.failures

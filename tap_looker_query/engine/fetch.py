@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tap_looker_query.engine.formats import FORMATS, RowSource
 from tap_looker_query.engine.spool import Spool
+from tap_looker_query.errors import raise_if_stopped
 
 if t.TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
 
     from tap_looker_query.looker.query import QueryBody
@@ -29,9 +31,11 @@ StreamRun = t.Callable[["QueryBody", str], "Iterator[bytes]"]
 class Download:
     """One query run downloading in the background into a spool."""
 
-    def __init__(self, result_format: str, source: RowSource) -> None:
+    def __init__(
+        self, result_format: str, source: RowSource, stop: threading.Event | None = None
+    ) -> None:
         """A download whose body is parsed as `result_format` for `source`'s fields."""
-        self.spool = Spool()
+        self.spool = Spool(stop=stop)
         self._parse = FORMATS[result_format]
         self._source = source
 
@@ -59,14 +63,20 @@ class Download:
 class Prefetcher:
     """The download threads, shared by every stream of a run."""
 
-    def __init__(self, stream_run: StreamRun, workers: int) -> None:
-        """`workers` threads running queries through `stream_run`."""
+    def __init__(self, stream_run: StreamRun, workers: int, stop: threading.Event) -> None:
+        """`workers` threads running queries through `stream_run`; none start after `stop`."""
         self._stream_run = stream_run
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="looker-fetch")
+        self._stop = stop
 
     def start(self, body: QueryBody, result_format: str, source: RowSource) -> Download:
-        """Start downloading the result of `body`."""
-        download = Download(result_format, source)
+        """Start downloading the result of `body`.
+
+        Raises:
+            TerminatedError: the run was asked to stop.
+        """
+        raise_if_stopped(self._stop)
+        download = Download(result_format, source, self._stop)
         self._pool.submit(download.run, self._stream_run, body, result_format)
         return download
 

@@ -20,7 +20,9 @@ def floor_second(moment: dt.datetime) -> dt.datetime:
 
 def looker_time(moment: dt.datetime, tz: dt.tzinfo) -> str:
     """`YYYY-MM-DD HH:MM:SS` wall time in the query time zone, as Looker filters expect."""
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    local = moment.astimezone(tz)
+    # Four-digit years (strftime's %Y drops the padding before 1000 on glibc).
+    return f"{local.year:04d}-{local:%m-%d %H:%M:%S}"
 
 
 @dataclass(frozen=True, order=True)

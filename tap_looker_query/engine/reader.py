@@ -13,6 +13,7 @@ another try is the class of the error (`errors.RetriableError`).
 
 from __future__ import annotations
 
+import threading
 import time
 import typing as t
 from collections import deque
@@ -25,6 +26,7 @@ from tap_looker_query.errors import (
     StreamFailedError,
     TapLookerError,
     ValueMismatchError,
+    raise_if_stopped,
 )
 from tap_looker_query.specs.model import LOOKER_DEFAULT_LIMIT, UNLIMITED
 from tap_looker_query.system_activity import own_client_id
@@ -150,8 +152,13 @@ class WindowReader:
         max_retries: int,
         progress: Progress,
         logger: logging.Logger,
+        stop: threading.Event | None = None,
     ) -> None:
-        """Read `spec`'s queries through `start`, building records with `builder`."""
+        """Read `spec`'s queries through `start`, building records with `builder`.
+
+        Once `stop` is set, reading ends at the next batch with `TerminatedError`.
+        """
+        self.stop = stop or threading.Event()
         self.spec = spec
         self._start = start
         self.builder = builder
@@ -285,6 +292,7 @@ class WindowReader:
     def _released(self, query: Pending, page: _HeldBack, window: Window) -> Iterator[list[Record]]:
         try:
             for rows in query.rows():
+                raise_if_stopped(self.stop)
                 ready = page.add(self.builder.records(rows))
                 if ready:
                     self.stats.rows += len(ready)
@@ -375,6 +383,7 @@ class WindowReader:
                 seen = 0
                 try:
                     for rows in query.rows():
+                        raise_if_stopped(self.stop)
                         records = self.builder.records(rows)
                         # After a rerun, skip the rows already emitted: same query, same order.
                         skip = max(0, min(len(records), emitted - seen))

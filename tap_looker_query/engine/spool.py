@@ -12,13 +12,24 @@ import tempfile
 import threading
 import typing as t
 
+from tap_looker_query.errors import raise_if_stopped
+
+#: How often a reader waiting for data looks whether the run was asked to stop.
+_STOP_CHECK = 0.2
+
 
 class Spool(io.RawIOBase):
     """Append-only bytes with one concurrent reader; `finish` or `fail` ends the writing."""
 
-    def __init__(self, memory_limit: int = 4 * 1024 * 1024) -> None:
-        """Keep up to `memory_limit` unread bytes in memory before spilling to disk."""
+    def __init__(
+        self, memory_limit: int = 4 * 1024 * 1024, stop: threading.Event | None = None
+    ) -> None:
+        """Keep up to `memory_limit` unread bytes in memory before spilling to disk.
+
+        A reader waiting for data raises `TerminatedError` soon after `stop` is set.
+        """
         super().__init__()
+        self._stop = stop or threading.Event()
         self._memory_limit = memory_limit
         self._cond = threading.Condition()
         self._memory = bytearray()
@@ -73,7 +84,8 @@ class Spool(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         with self._cond:
             while self._read_pos >= self._written and not self._done:
-                self._cond.wait()
+                raise_if_stopped(self._stop)
+                self._cond.wait(_STOP_CHECK)
             if self._read_pos >= self._written:
                 if self._error is not None:
                     raise self._error

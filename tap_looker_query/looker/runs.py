@@ -8,6 +8,7 @@ outlive a long query.
 
 from __future__ import annotations
 
+import threading
 import time
 import typing as t
 
@@ -18,6 +19,7 @@ from tap_looker_query.errors import (
     LookerError,
     LookerQueryError,
     QueryTimeoutError,
+    TerminatedError,
 )
 from tap_looker_query.looker.transport import USER_AGENT, snippet_of
 
@@ -35,8 +37,11 @@ _NOT_READY = frozenset({202, 204})
 class QueryRuns:
     """Runs queries for the engine, each within one of the client's concurrent-query slots."""
 
-    def __init__(self, client: LookerClient, logger: logging.Logger) -> None:
-        """Run through `client` (its session, login and query slots)."""
+    def __init__(
+        self, client: LookerClient, logger: logging.Logger, stop: threading.Event | None = None
+    ) -> None:
+        """Run through `client` (its session, login and query slots); task polls end on `stop`."""
+        self._stop = stop or threading.Event()
         self._client = client
         self._settings = client.settings
         self._logger = logger
@@ -136,7 +141,9 @@ class QueryRuns:
                 return status
             if status in {"error", "killed", "failure"}:
                 raise LookerQueryError(self._task_error(task_id, status))
-            time.sleep(wait)
+            if self._stop.wait(wait):  # the run is stopping: the task must not run on
+                self._kill(task_id)
+                raise TerminatedError(getattr(self._stop, "signum", 15))
             wait = min(wait * 1.5, 5.0)
         if status == "expired":
             return status

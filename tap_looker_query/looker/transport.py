@@ -111,10 +111,10 @@ class Retrier:
     def wait(self, attempt: int, reason: str, retry_after: float | None = None) -> None:
         """Log the retry with its reason and sleep before attempt `attempt + 1`."""
         cap = self._settings.max_retry_wait
-        if retry_after is not None:
-            delay = min(retry_after, cap)
-        else:
-            delay = random.uniform(0, min(cap, self._settings.retry_base_wait * 2**attempt))  # noqa: S311 - jitter, not crypto
+        # Full jitter on an exponential step; after Looker's Retry-After, so that requests
+        # turned away together do not all come back at the same moment.
+        jitter = random.uniform(0, min(cap, self._settings.retry_base_wait * 2**attempt))  # noqa: S311 - jitter, not crypto
+        delay = min(cap, jitter if retry_after is None else retry_after + jitter)
         self._stats.count_retry()
         self._logger.warning(
             "Retrying (%d of %d) in %.1f s: %s",

@@ -170,17 +170,18 @@ class _Checker:
         return metadata
 
     def whole_number(
-        self, metadata: Mapping[str, t.Any], key: str, unit: str, minimum: int = 1
+        self, metadata: Mapping[str, t.Any], key: str, unit: str, bounds: tuple[int, int]
     ) -> int | None:
-        """`metadata.<key>`: a whole number >= `minimum` (or a string holding one), or None."""
+        """`metadata.<key>`: a whole number within `bounds` (or a string holding one), or None."""
         value = metadata.get(key)
         if value is None:
             return None
         number = _as_int(value)
-        if number is None or number < minimum:
+        low, high = bounds
+        if number is None or not low <= number <= high:
             self.problem(
-                f"key 'metadata.{key}' must be a whole number of {unit} >= {minimum}, like 4 or "
-                f'"4", got {value!r}'
+                f"key 'metadata.{key}' must be a whole number of {unit} from {low} to {high}, "
+                f'like 4 or "4", got {value!r}'
             )
             return None
         return number
@@ -234,10 +235,10 @@ def parse_inline(
     filter_expression = check.filter_expression()
     metadata = check.metadata()
     datetime_field = check.datetime_field(metadata, fields)
-    default_days = check.whole_number(metadata, "default_days", "days")
+    default_days = check.whole_number(metadata, "default_days", "days", (1, 36_600))
     result_format = check.result_format(metadata)
-    window_hours = check.whole_number(metadata, "window_hours", "hours")
-    lookback_minutes = check.whole_number(metadata, "lookback_minutes", "minutes", minimum=0)
+    window_hours = check.whole_number(metadata, "window_hours", "hours", (1, 8784))
+    lookback_minutes = check.whole_number(metadata, "lookback_minutes", "minutes", (0, 527_040))
     primary_keys = check.primary_keys(metadata, fields)
     if check.failed:
         return None
