@@ -51,6 +51,7 @@ class QueryRuns:
 
         Raises:
             QueryTimeoutError: the task ran past `query_timeout` (it was killed).
+            requests.ReadTimeout: in `sync` mode, Looker did not answer within `timeout`.
         """
         mode = self._settings.query_mode
         if mode != "async":
