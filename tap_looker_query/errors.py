@@ -54,6 +54,22 @@ class LoginError(LookerError, FatalError):
     """Looker refused the API credentials, or the login answer made no sense."""
 
 
+class RedirectError(LookerError, FatalError):
+    """Looker (or something in front of it) answered a redirect, which the tap never follows.
+
+    Following one would send the credentials, the token or the query to another address, and
+    take that address's answer as Looker's.
+    """
+
+
+class TlsError(LookerError, FatalError):
+    """TLS failed: a certificate that is not trusted, or https:// to a plain-HTTP server."""
+
+
+class MalformedAnswerError(LookerError, FatalError):
+    """Looker answered 200 with something that is not what its API documents (HTML, wrong types)."""
+
+
 class LookerQueryError(FatalError):
     """Looker ran the query and reported an error: a `looker_error` row, a failed task."""
 

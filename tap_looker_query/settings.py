@@ -17,7 +17,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_looker_query.engine.plan import parse_instant
-from tap_looker_query.looker.transport import ClientSettings
+from tap_looker_query.looker.transport import ClientSettings, instance_url
 from tap_looker_query.schema import timezone
 from tap_looker_query.specs.model import KEYS_SUMMARY, SPEC_SCHEMA
 
@@ -245,7 +245,8 @@ class Settings:
         """What the Looker client needs.
 
         Raises:
-            ConfigValidationError: a credential is missing from the config and the environment.
+            ConfigValidationError: a credential is missing from the config and the environment,
+                or base_url is not an http(s) URL or holds a password.
         """
         missing = [key for key in SDK_ENV_FALLBACKS if not getattr(self, key)]
         if missing:
@@ -255,9 +256,11 @@ class Settings:
             ]
             msg = "Missing Looker credentials"
             raise ConfigValidationError(msg, errors=errors)
-        base_url = str(self.base_url).rstrip("/")
-        if base_url.endswith(("/api/4.0", "/api")):
-            base_url = base_url.rsplit("/api", 1)[0]
+        try:
+            base_url = instance_url(str(self.base_url))
+        except ValueError as exc:
+            msg = "Invalid base_url"
+            raise ConfigValidationError(msg, errors=[str(exc)]) from exc
         return ClientSettings(
             base_url=base_url,
             client_id=str(self.client_id),

@@ -23,6 +23,7 @@ import requests
 
 from benchmarks.harness import Emulator, run_timed
 from tap_looker_query.engine.records import RecordBuilder
+from tap_looker_query.looker import runs
 from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
 from tests.tap_runner import run_tap
 
@@ -85,7 +86,7 @@ def test_result_bodies_are_streamed_never_read_whole(
     original_content = content.fget
     original_json = requests.Response.json
     original_send = requests.Session.send
-    original_iter = requests.Response.iter_content
+    original_iter = runs.iter_body
 
     def guarded_content(self: requests.Response) -> bytes:
         if _is_result_run(self.url) and self.status_code == 200:
@@ -102,9 +103,9 @@ def test_result_bodies_are_streamed_never_read_whole(
             sends.append(bool(kwargs.get("stream")))
         return original_send(self, request, **kwargs)
 
-    def counting_iter(self: requests.Response, *args: Any, **kwargs: Any) -> Any:
-        for chunk in original_iter(self, *args, **kwargs):
-            if _is_result_run(self.url):
+    def counting_iter(response: requests.Response, *args: Any, **kwargs: Any) -> Any:
+        for chunk in original_iter(response, *args, **kwargs):
+            if _is_result_run(response.url):
                 chunks.append(len(chunk))
             yield chunk
 
@@ -112,7 +113,7 @@ def test_result_bodies_are_streamed_never_read_whole(
     monkeypatch.setattr(requests.Response, "content", property(guarded_content))
     monkeypatch.setattr(requests.Response, "json", guarded_json)
     monkeypatch.setattr(requests.Session, "send", recording_send)
-    monkeypatch.setattr(requests.Response, "iter_content", counting_iter)
+    monkeypatch.setattr(runs, "iter_body", counting_iter)
 
     run = run_tap(_config(looker_emulator.base_url, result_format))
 

@@ -160,7 +160,15 @@ def _json_ended(pending: bytes, *, more: bool) -> bool:
             raise ResultError(msg)
         return True
     if not more:
-        if pending and not pending.rstrip(_WHITESPACE).endswith((b"}", b",")):
+        complete = pending.rstrip(_WHITESPACE)
+        if complete.endswith(b"]"):  # all there, yet not decodable: say why (NaN, bad UTF-8)
+            try:
+                _DECODER.decode(b"[" + complete)
+            except msgspec.DecodeError as exc:
+                if "truncated" not in str(exc):
+                    msg = f"the JSON result is malformed ({exc}) near: {snippet(pending[:200])}"
+                    raise ResultError(msg) from exc
+        if pending and not complete.endswith((b"}", b",")):
             msg = f"the JSON result ended early: {snippet(pending[-200:])}"
         elif pending.strip(_WHITESPACE):
             msg = f"the JSON result is malformed or ended early near: {snippet(pending[:200])}"

@@ -5,16 +5,25 @@ Query runs (inline and as query tasks) are in `runs`. Nothing here knows about S
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import typing as t
-from urllib.parse import quote
+import warnings
+from urllib.parse import quote, urlsplit
 
+import urllib3.exceptions
 from looker_sdk.error import SDKError
 from looker_sdk.rtl import auth_session, auth_token, serialize
 from looker_sdk.sdk.api40 import methods as methods40
 
-from tap_looker_query.errors import LoginError, LookerError, NotFoundError, status_error
+from tap_looker_query.errors import (
+    LoginError,
+    LookerError,
+    MalformedAnswerError,
+    NotFoundError,
+    status_error,
+)
 from tap_looker_query.looker.transport import (
     API_PATH,
     ClientSettings,
@@ -24,12 +33,14 @@ from tap_looker_query.looker.transport import (
     SdkTransport,
     Session,
     describe_response,
+    json_kind,
+    snippet_of,
 )
 from tap_looker_query.schema import LookerField
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import requests
 
@@ -43,8 +54,52 @@ _EXPLORE_FIELDS = (
 )
 
 
+#: What the SDK raises for a 200 whose body is not what the API documents: not JSON
+#: (`DeserializeError`), or JSON of the wrong shape (cattrs' validation errors, an
+#: `ExceptionGroup`, or a plain `TypeError`/`ValueError` from a field's converter).
+_MALFORMED = (serialize.DeserializeError, TypeError, ValueError, AttributeError, ExceptionGroup)
+
+T = t.TypeVar("T")
+
+
 def _sdk_message(exc: SDKError) -> str:
     return str(getattr(exc, "message", None) or exc).strip()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an error; for cattrs' groups, the first leaf and where it happened."""
+    where = ""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    notes = getattr(exc, "__notes__", None)
+    if notes:
+        where = f" ({notes[-1]})"
+    lines = str(exc).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else type(exc).__name__
+    return f"{text}{where}"[:300]
+
+
+def _deserialized(what: str, call: Callable[[], T]) -> T:
+    """The SDK's answer to `call`, or an error naming `what` when the answer is malformed.
+
+    Raises:
+        MalformedAnswerError: Looker answered 200 with something that is not what its API
+            documents (HTML from a proxy, wrong types).
+    """
+    try:
+        return call()
+    except _MALFORMED as exc:
+        msg = f"Looker's answer to {what} is not what its API documents: {_first_line(exc)}"
+        raise MalformedAnswerError(msg) from exc
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None or host == "localhost":
+        return host is not None
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class LookerClient:
@@ -67,6 +122,24 @@ class LookerClient:
         self._login_lock = threading.Lock()
         self.query_slots = threading.BoundedSemaphore(settings.max_concurrent_queries)
         self._api_root = settings.base_url.rstrip("/") + API_PATH
+        self._warn_about_transport_security()
+
+    def _warn_about_transport_security(self) -> None:
+        """One WARNING each when the secret could be read or intercepted on the way to Looker."""
+        url = urlsplit(self.settings.base_url)
+        if not self.settings.verify_ssl:
+            self.logger.warning(
+                "verify_ssl is false: Looker's TLS certificate is not checked, so whoever can "
+                "intercept the connection can pose as Looker and receive the client secret"
+            )
+            # That one warning replaces urllib3's, which it would print for every request.
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        if url.scheme == "http" and not _is_loopback(url.hostname):
+            self.logger.warning(
+                "base_url %s is http://, not https://: the client secret, the API token and "
+                "every result travel in clear text",
+                self.settings.base_url,
+            )
 
     # Authentication
 
@@ -87,22 +160,33 @@ class LookerClient:
         """
         with self._login_lock:
             try:
-                return dict(self._auth.authenticate({}))
+                return dict(
+                    _deserialized(f"POST {API_PATH}/login", lambda: self._auth.authenticate({}))
+                )
             except SDKError as exc:
                 message = _sdk_message(exc)
-                if "not found" in message.lower():
+                if message.startswith("HTTP 404 ") or "not found" in message.lower():
                     message = (
                         "Looker refused the API credentials (404 from /login): check "
                         "client_id and client_secret, and that base_url is the instance URL "
                         "without /api/..."
                     )
+                else:
+                    message = f"the login to Looker failed: {message}"
                 raise LoginError(message) from exc
+            except LoginError:
+                raise
+            except LookerError as exc:  # a redirect, TLS, or an answer that is not a login's
+                msg = f"the login to Looker failed: {exc}"
+                raise LoginError(msg) from exc
 
     def check_connection(self) -> str:
         """Log in and return who we are (`GET /user`)."""
         self.auth_headers()
         try:
-            user = self.sdk.me(fields="id,display_name,email")
+            user = _deserialized(
+                f"GET {API_PATH}/user", lambda: self.sdk.me(fields="id,display_name,email")
+            )
         except SDKError as exc:
             raise LookerError(_sdk_message(exc)) from exc
         return f"{user.display_name or user.email or 'API user'} (id {user.id})"
@@ -128,34 +212,26 @@ class LookerClient:
             LookerError: any other error.
         """
         self.auth_headers()
+        what = f"GET {API_PATH}/lookml_models/{model}/explores/{explore}"
         try:
-            result = self.sdk.lookml_model_explore(model, explore, fields=_EXPLORE_FIELDS)
+            result = _deserialized(
+                what, lambda: self.sdk.lookml_model_explore(model, explore, fields=_EXPLORE_FIELDS)
+            )
         except SDKError as exc:
             message = _sdk_message(exc)
             if message.lower().startswith("not found"):
                 raise NotFoundError(message, 404) from exc
             raise LookerError(message) from exc
-        fields: dict[str, LookerField] = {}
-        groups = result.fields
-        if groups is None:
-            return fields
-        for category, items in (
-            ("dimension", groups.dimensions),
-            ("measure", groups.measures),
-            ("filter", groups.filters),
-            ("parameter", groups.parameters),
-        ):
-            for item in items or []:
-                data = {key: getattr(item, key, None) for key in LookerField.__annotations__}
-                field_ = LookerField.from_api(data, category=str(item.category or category))
-                fields.setdefault(field_.name, field_)
-        return fields
+        return _deserialized(what, lambda: _fields_of(result))
 
     def model_explores(self, model: str) -> list[str] | None:
         """Explore names of a model, or None when the model does not exist."""
         self.auth_headers()
         try:
-            result = self.sdk.lookml_model(model, fields="name,explores(name)")
+            result = _deserialized(
+                f"GET {API_PATH}/lookml_models/{model}",
+                lambda: self.sdk.lookml_model(model, fields="name,explores(name)"),
+            )
         except SDKError as exc:
             if _sdk_message(exc).lower().startswith("not found"):
                 return None
@@ -166,7 +242,10 @@ class LookerClient:
         """Every model the API user can see, internal ones (System Activity) included."""
         self.auth_headers()
         try:
-            models = self.sdk.all_lookml_models(fields="name", include_internal=True)
+            models = _deserialized(
+                f"GET {API_PATH}/lookml_models",
+                lambda: self.sdk.all_lookml_models(fields="name", include_internal=True),
+            )
         except SDKError as exc:
             raise LookerError(_sdk_message(exc)) from exc
         return [model.name for model in models if model.name]
@@ -178,27 +257,60 @@ class LookerClient:
 
         Raises:
             NotFoundError: Looker answered 404.
+            MalformedAnswerError: the body is not JSON.
             LookerError: any other error.
         """
-        return self.api("GET", path, params=params).json()
+        response = self.api("GET", path, params=params)
+        try:
+            return response.json()
+        except ValueError as exc:
+            msg = f"Looker's answer to GET {API_PATH}{path} is not JSON: {snippet_of(response)}"
+            raise MalformedAnswerError(msg) from exc
+
+    def _object(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, t.Any]:
+        """`GET` an API path whose answer must be a JSON object.
+
+        Raises:
+            MalformedAnswerError: it is not one.
+        """
+        value = self.get_json(path, params)
+        if not isinstance(value, dict):
+            msg = f"Looker's answer to GET {API_PATH}{path} is {json_kind(value)}, not an object"
+            raise MalformedAnswerError(msg)
+        return value
 
     def look(self, look_id: str) -> dict[str, t.Any]:
         """A Look with its query (`GET /looks/{id}`)."""
-        return dict(self.get_json(f"/looks/{quote(look_id)}", {"fields": "id,title,query"}))
+        return self._object(f"/looks/{quote(look_id)}", {"fields": "id,title,query"})
 
     def saved_query(self, query_id: str) -> dict[str, t.Any]:
         """A saved query by id (`GET /queries/{id}`)."""
-        return dict(self.get_json(f"/queries/{quote(query_id)}"))
+        return self._object(f"/queries/{quote(query_id)}")
 
     def query_for_slug(self, slug: str) -> dict[str, t.Any]:
         """A saved query by slug (`GET /queries/slug/{slug}`)."""
-        return dict(self.get_json(f"/queries/slug/{quote(slug)}"))
+        return self._object(f"/queries/slug/{quote(slug)}")
 
     def dashboard(self, dashboard_id: str) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
-        """A dashboard (with its filters) and its elements (tiles)."""
+        """A dashboard (with its filters) and its elements (tiles).
+
+        Raises:
+            MalformedAnswerError: the elements are not a list of objects.
+        """
         path = f"/dashboards/{quote(dashboard_id, safe=':')}"
-        dashboard = dict(self.get_json(path, {"fields": "id,title,dashboard_filters"}))
-        elements = list(self.get_json(f"{path}/dashboard_elements"))
+        dashboard = self._object(path, {"fields": "id,title,dashboard_filters"})
+        elements = self.get_json(f"{path}/dashboard_elements")
+        where = f"GET {API_PATH}{path}/dashboard_elements"
+        if not isinstance(elements, list):
+            msg = f"Looker's answer to {where} is {json_kind(elements)}, not a list of tiles"
+            raise MalformedAnswerError(msg)
+        for number, element in enumerate(elements, 1):
+            if not isinstance(element, dict):
+                msg = (
+                    f"Looker's answer to {where}: element {number} is {json_kind(element)}, "
+                    "not a tile object"
+                )
+                raise MalformedAnswerError(msg)
         return dashboard, elements
 
     # Query runs
@@ -277,3 +389,24 @@ class LookerClient:
             method, self._api_root + path, headers=headers, params=params, data=data, stream=stream
         )
         return self.check(response)
+
+
+def _fields_of(result: t.Any) -> dict[str, LookerField]:  # noqa: ANN401 - the SDK's LookmlModelExplore
+    """The fields of an explore's metadata, by name (a field in two groups counts once)."""
+    fields: dict[str, LookerField] = {}
+    groups = result.fields
+    if groups is None:
+        return fields
+    for category, items in (
+        ("dimension", groups.dimensions),
+        ("measure", groups.measures),
+        ("filter", groups.filters),
+        ("parameter", groups.parameters),
+    ):
+        for item in items or []:
+            data = {key: getattr(item, key, None) for key in LookerField.__annotations__}
+            # `category` is the SDK's enum: its value is Looker's word ("dimension").
+            named = getattr(item.category, "value", item.category)
+            field_ = LookerField.from_api(data, category=str(named or category))
+            fields.setdefault(field_.name, field_)
+    return fields

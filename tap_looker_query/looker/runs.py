@@ -21,7 +21,7 @@ from tap_looker_query.errors import (
     QueryTimeoutError,
     TerminatedError,
 )
-from tap_looker_query.looker.transport import USER_AGENT, snippet_of
+from tap_looker_query.looker.transport import USER_AGENT, iter_body, snippet_of
 
 if t.TYPE_CHECKING:
     import logging
@@ -56,6 +56,7 @@ class QueryRuns:
 
         Raises:
             QueryTimeoutError: the task ran past `query_timeout` (it was killed).
+            requests.ReadTimeout: in `sync` mode, Looker did not answer within `timeout`.
         """
         mode = self._settings.query_mode
         if mode != "async":
@@ -67,6 +68,8 @@ class QueryRuns:
                     retry_read_timeouts=mode == "sync",
                 )
             except requests.ReadTimeout:
+                if mode == "sync":  # 'sync' never runs query tasks
+                    raise
                 self._logger.info(
                     "Looker took over %d s to answer; running the query as a query task",
                     self._settings.timeout,
@@ -188,14 +191,18 @@ class QueryRuns:
     def stream_run(self, body: QueryBody, result_format: str) -> Iterator[bytes]:
         """The body of a query run in chunks, within one concurrent-query slot.
 
+        The body must arrive within `query_timeout` of waiting for it, the time a query task
+        may run: a server that trickles it is abandoned, and the window is read again.
+
         Raises:
-            ConnectionLostError: the connection failed or timed out (worth another try).
+            ConnectionLostError: the connection failed or timed out, or the body took longer
+                than `query_timeout` to arrive (worth another try).
         """
         try:
             with self._client.query_slots:
                 response = self.open_run(body, result_format)
                 try:
-                    yield from response.iter_content(chunk_size=256 * 1024)
+                    yield from iter_body(response, self._settings.query_timeout, "query_timeout")
                 finally:
                     response.close()
         except (requests.RequestException, OSError) as exc:

@@ -4,27 +4,32 @@ The looker-sdk never retries, so its calls go through `Session.send` too (via `S
 `send` retries what is transient (connection errors, read timeouts, 429 and 5xx, honouring
 `Retry-After`), logs in again once after a 401, and hands every other answer back; callers turn
 an error status into the error class that says whether it is worth another try
-(`errors.status_error`).
+(`errors.status_error`). It never follows a redirect (it would carry the credentials or the
+query to another address) and bounds how long a body may take to arrive, not only each read.
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
+import ssl
 import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import requests
+import urllib3.exceptions
 from looker_sdk.rtl import api_settings, transport
 from looker_sdk.rtl.requests_transport import NullAuth, RequestsTransport
 from looker_sdk.sdk import constants as sdk_constants
 
+from tap_looker_query.errors import RedirectError, TlsError
+
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Mapping, MutableMapping
+    from collections.abc import Callable, Iterator, Mapping, MutableMapping
 
 API_PATH = "/api/4.0"
 USER_AGENT = "tap-looker-query"
@@ -33,6 +38,41 @@ USER_AGENT = "tap-looker-query"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Characters of a body quoted in error messages.
 _SNIPPET = 300
+#: Bytes asked for per read of a body; a read returns what has arrived, up to this.
+CHUNK_SIZE = 256 * 1024
+
+
+def instance_url(value: str) -> str:
+    """The Looker instance URL in `value`, without a trailing `/api/...`.
+
+    Raises:
+        ValueError: not an http(s) URL, or it holds a user name or password. The message
+            never repeats the password.
+    """
+    shown = "...@" + value.rsplit("@", 1)[1] if "@" in value else value
+    parts = urlsplit(value.strip())
+    if "@" in parts.netloc:
+        msg = (
+            "setting 'base_url': holds a user name or password (user:password@host); remove "
+            "them, the tap logs in with client_id and client_secret"
+        )
+        raise ValueError(msg)
+    try:
+        _ = parts.port
+    except ValueError:
+        valid_port = False
+    else:
+        valid_port = True
+    if parts.scheme not in {"http", "https"} or not parts.hostname or not valid_port:
+        msg = (
+            f"setting 'base_url': {shown!r} is not an http:// or https:// URL; use the "
+            "instance URL, e.g. https://company.looker.com"
+        )
+        raise ValueError(msg)
+    url = value.strip().rstrip("/")
+    if url.endswith(("/api/4.0", "/api")):
+        url = url.rsplit("/api", 1)[0]
+    return url
 
 
 @dataclass(frozen=True)
@@ -155,6 +195,119 @@ def snippet_of(response: requests.Response) -> str:
     return str(body)[:300]
 
 
+def json_kind(value: object) -> str:
+    """How an error message names a JSON value's type: `a JSON array`, `the string 'oops'`."""
+    if isinstance(value, list):
+        return "a JSON array"
+    if isinstance(value, dict):
+        return "a JSON object"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return f"the value {value!r}"
+
+
+class BodyDeadlineError(requests.ConnectionError):
+    """A body took longer than its deadline to arrive (a server that trickles it)."""
+
+
+def iter_body(
+    response: requests.Response, deadline: float, setting: str, chunk_size: int = CHUNK_SIZE
+) -> Iterator[bytes]:
+    """The body, decoded, in chunks as they arrive; abandoned after `deadline` s of waiting.
+
+    The per-read timeout alone lets a server that sends a byte per read keep a body going for
+    hours. Only time spent waiting for the server counts, not time the caller holds a chunk.
+    `read1` returns after at most one read from the socket, so the deadline is checked at least
+    once per per-read timeout.
+
+    Raises:
+        BodyDeadlineError: the body took longer than `deadline` (named by `setting`).
+        requests.RequestException: the connection failed (as `iter_content` raises them).
+    """
+    raw = response.raw
+    waited = 0.0
+    received = 0
+    try:
+        while True:
+            began = time.monotonic()
+            chunk = raw.read1(chunk_size, decode_content=True)
+            waited += time.monotonic() - began
+            if not chunk:
+                return
+            received += len(chunk)
+            if waited > deadline:
+                path = urlparse(response.url).path
+                msg = (
+                    f"the answer to {response.request.method} {path} took longer than {setting} "
+                    f"({deadline:.0f} s) to arrive; abandoned after {received} bytes"
+                )
+                raise BodyDeadlineError(msg)
+            yield chunk
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.ConnectionError(exc) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+
+
+def _without_credentials(location: str) -> str:
+    """A URL without its user info, query and fragment (where a token or password may sit)."""
+    parts = urlsplit(location)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
+
+
+def _redirect_error(response: requests.Response) -> RedirectError:
+    request = response.request
+    path = urlparse(response.url).path
+    location = response.headers.get("Location")
+    where = f"to {_without_credentials(location)}" if location else "without a Location"
+    msg = (
+        f"Looker answered {request.method} {path} with HTTP {response.status_code}, a redirect "
+        f"{where}; the tap follows no redirects (they would carry the credentials or the query "
+        "elsewhere): set base_url to the address Looker itself answers on"
+    )
+    return RedirectError(msg, response.status_code)
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The `ssl.SSLError` a requests SSLError wraps (in its args or its causes)."""
+    seen: list[BaseException] = [exc]
+    while seen:
+        current = seen.pop()
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen += [arg for arg in current.args if isinstance(arg, BaseException)]
+        seen += [e for e in (current.__cause__, current.__context__) if e is not None]
+        seen += [e for e in [getattr(current, "reason", None)] if isinstance(e, BaseException)]
+    return None
+
+
+def _tls_error(exc: requests.exceptions.SSLError, url: str, *, handshaken: bool) -> TlsError | None:
+    """The final error for a TLS failure, or None when it looks transient.
+
+    A certificate or protocol error is final. A connection closed mid-handshake is transient
+    once a handshake with the server has succeeded; before that it is what a plain-HTTP server
+    does with https://, so it is final too.
+    """
+    cause = _ssl_cause(exc)
+    if handshaken and isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return None
+    parts = urlsplit(url)
+    reason = (cause.strerror or cause) if cause is not None else exc
+    msg = (
+        f"TLS failed with {parts.scheme}://{parts.netloc}: {reason}. Check that base_url's scheme "
+        "fits the server (https:// only for a TLS server) and that its certificate is trusted "
+        "(verify_ssl, REQUESTS_CA_BUNDLE)"
+    )
+    return TlsError(msg)
+
+
 class Session:
     """One `requests.Session` with retries, shared by the SDK transport and streamed runs."""
 
@@ -177,6 +330,8 @@ class Session:
         self.retrier = retrier
         self.logger = logger
         self.on_unauthorized: Callable[[str | None], dict[str, str]] | None = None
+        #: A request has been answered: TLS (if any) worked with this server once.
+        self._handshaken = False
 
     def send(  # noqa: PLR0913
         self,
@@ -195,7 +350,14 @@ class Session:
 
         Transient: connection errors, read timeouts, 429/500/502/503/504 (Retry-After honoured).
         A 401 on an authenticated call logs in again once (Looker revoked the token early).
-        Other statuses come back to the caller, which knows what they mean there.
+        Other statuses come back to the caller, which knows what they mean there. Unless
+        `stream`, the body is read here and must arrive within `timeout` (the setting); a
+        streamed body is the caller's to read, with `iter_body` and its own deadline.
+
+        Raises:
+            RedirectError: any 3xx; redirects are never followed.
+            TlsError: TLS failed in a way another try will not mend (not retried).
+            requests.RequestException: a transient failure outlasted the retries.
         """
         request_headers = dict(headers or {})
         relogged = False
@@ -203,17 +365,20 @@ class Session:
         path = urlparse(url).path
         while True:
             try:
-                response = self.http.request(
+                response = self._attempt(
                     method,
                     url,
                     headers=request_headers,
                     params=params,
                     data=data,
                     stream=stream,
-                    timeout=timeout or self.settings.timeout,
-                    auth=NullAuth(),
+                    timeout=timeout,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
                 if attempt >= self.retrier.max_retries or (
                     isinstance(exc, requests.ReadTimeout) and not retry_read_timeouts
                 ):
@@ -222,6 +387,9 @@ class Session:
                 attempt += 1
                 continue
             status = response.status_code
+            if 300 <= status < 400:  # noqa: PLR2004
+                response.close()
+                raise _redirect_error(response)
             if status == 401 and authenticated and not relogged and self.on_unauthorized:  # noqa: PLR2004
                 response.close()
                 self.logger.warning("Looker rejected the API token (401); logging in again")
@@ -236,6 +404,57 @@ class Session:
                 attempt += 1
                 continue
             return response
+
+    def _attempt(  # noqa: PLR0913
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, t.Any] | None,
+        data: bytes | str | Mapping[str, str] | None,
+        stream: bool,
+        timeout: float | None,
+    ) -> requests.Response:
+        """One try: the response, its body read unless `stream`; redirects are not followed.
+
+        Raises:
+            TlsError: TLS failed in a way another try will not mend.
+        """
+        try:
+            response = self.http.request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                data=data,
+                stream=True,
+                timeout=timeout or self.settings.timeout,
+                auth=NullAuth(),
+                allow_redirects=False,
+                # Given per request: requests lets REQUESTS_CA_BUNDLE override a session's
+                # verify=False (psf/requests#3829), which would ignore verify_ssl.
+                verify=self.settings.verify_ssl,
+            )
+            if not stream:
+                self._read_body(response)
+        except requests.exceptions.SSLError as exc:
+            fatal = _tls_error(exc, url, handshaken=self._handshaken)
+            if fatal is not None:
+                raise fatal from exc
+            raise
+        self._handshaken = True
+        return response
+
+    def _read_body(self, response: requests.Response) -> None:
+        """Read the whole body into `response.content`, within `timeout` of waiting for it."""
+        try:
+            body = b"".join(iter_body(response, self.settings.timeout, "timeout"))
+        finally:
+            response.close()
+        # What requests itself does for a body read whole (stream=False).
+        response._content = body  # noqa: SLF001
+        response._content_consumed = True  # type: ignore[attr-defined]  # noqa: SLF001
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -282,9 +501,13 @@ class SdkTransport(RequestsTransport):
                 value=bytes(str(exc), encoding="utf-8"),
                 response_mode=transport.ResponseMode.STRING,
             )
+        value = response.content
+        if not response.ok and authenticator is None:
+            # The SDK makes a failed login's body its error message verbatim; say what failed.
+            value = describe_response(response).encode("utf-8")
         result = transport.Response(
             ok=response.ok,
-            value=response.content,
+            value=value,
             response_mode=transport.response_mode(response.headers.get("content-type")),
         )
         encoding = requests.utils.get_encoding_from_headers(response.headers)

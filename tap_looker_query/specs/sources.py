@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 import requests
 
-from tap_looker_query.errors import LoginError, LookerError, NotFoundError, SpecError
+from tap_looker_query.errors import (
+    LoginError,
+    LookerError,
+    MalformedAnswerError,
+    NotFoundError,
+    SpecError,
+)
+from tap_looker_query.looker.transport import json_kind
 from tap_looker_query.specs.model import QuerySpec, SavedKind, SavedSpec
 from tap_looker_query.specs.parse import duplicate_names, parse_inline
 
@@ -93,32 +100,71 @@ def saved_query_spec(
     return spec, problems
 
 
+def _object_at(mapping: Mapping[str, t.Any], key: str, where: str) -> Mapping[str, t.Any]:
+    """`mapping[key]` when it is an object, {} when absent or null.
+
+    Raises:
+        MalformedAnswerError: it is something else (Looker's answer is not what its API says).
+    """
+    value = mapping.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        msg = f"Looker's answer for {where}: '{key}' is {json_kind(value)}, not an object"
+        raise MalformedAnswerError(msg)
+    return value
+
+
+def _objects_at(mapping: Mapping[str, t.Any], key: str, where: str) -> list[Mapping[str, t.Any]]:
+    """`mapping[key]` when it is a list of objects, [] when absent or null.
+
+    Raises:
+        MalformedAnswerError: it is something else.
+    """
+    value = mapping.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        msg = f"Looker's answer for {where}: '{key}' is not a list of objects"
+        raise MalformedAnswerError(msg)
+    return value
+
+
 def _tile_slug(title: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
     return slug or "tile"
 
 
-def _tile_query(element: Mapping[str, t.Any]) -> tuple[Mapping[str, t.Any] | None, str]:
-    """A tile's query, or None and why it has none that can run as one Looker query."""
-    maker = element.get("result_maker") or {}
+def _tile_query(element: Mapping[str, t.Any], where: str) -> tuple[Mapping[str, t.Any] | None, str]:
+    """A tile's query, or None and why it has none that can run as one Looker query.
+
+    Raises:
+        MalformedAnswerError: a part of the tile is not an object.
+    """
+    maker = _object_at(element, "result_maker", where)
     if element.get("type") == "text":
         return None, "a text tile, skipped"
     if element.get("merge_result_id") or maker.get("merge_result_id"):
         return None, "merged results cannot run as one Looker query; skipped"
     if maker.get("sql_query_id"):
         return None, "a SQL Runner tile has no explore to type it from; skipped"
-    look = element.get("look") or {}
-    query = element.get("query") or look.get("query") or maker.get("query")
+    look = _object_at(element, "look", where)
+    query = (
+        _object_at(element, "query", where)
+        or _object_at(look, "query", where)
+        or _object_at(maker, "query", where)
+    )
     return (query, "") if query else (None, "no query behind it; skipped")
 
 
 def _listened_filters(
-    element: Mapping[str, t.Any], defaults: Mapping[str, t.Any]
+    element: Mapping[str, t.Any], defaults: Mapping[str, t.Any], where: str
 ) -> dict[str, str]:
     """Field -> the default value of each dashboard filter the tile listens to."""
     listened: dict[str, str] = {}
-    for filterable in (element.get("result_maker") or {}).get("filterables") or []:
-        for listen in filterable.get("listen") or []:
+    maker = _object_at(element, "result_maker", where)
+    for filterable in _objects_at(maker, "filterables", where):
+        for listen in _objects_at(filterable, "listen", where):
             value = defaults.get(str(listen.get("dashboard_filter_name")))
             if value not in (None, "") and listen.get("field"):
                 listened[str(listen["field"])] = str(value)
@@ -138,7 +184,7 @@ def dashboard_specs(
     """
     defaults = {
         str(item.get("name") or item.get("title")): item.get("default_value")
-        for item in dashboard.get("dashboard_filters") or []
+        for item in _objects_at(dashboard, "dashboard_filters", f"dashboard {saved.ref}")
     }
     unknown = sorted(set(saved.overrides) - {"limit", "metadata"})
     result = Resolved(
@@ -155,7 +201,7 @@ def dashboard_specs(
             element.get("title") or element.get("title_text") or f"tile {element.get('id')}"
         )
         where = f"dashboard {saved.ref} tile '{title}'"
-        query, why_not = _tile_query(element)
+        query, why_not = _tile_query(element, where)
         if query is None:
             result.notes.append(f"{where}: {why_not}")
             continue
@@ -165,7 +211,7 @@ def dashboard_specs(
             name, counter = f"{base}_{counter}", counter + 1
         used.add(name)
         tile = SavedSpec(name, saved.kind, saved.ref, overrides, saved.origin)
-        listened = _listened_filters(element, defaults)
+        listened = _listened_filters(element, defaults, where)
         spec, found = saved_query_spec(tile, query, where, name=name, extra_filters=listened)
         result.problems += found
         if spec is not None:
@@ -183,6 +229,19 @@ def _one_query(fetch: Callable[[ContentClient, str], Mapping[str, t.Any]]) -> Re
     return resolve
 
 
+def _look_query(client: ContentClient, look_id: str) -> Mapping[str, t.Any]:
+    """The query of a Look.
+
+    Raises:
+        MalformedAnswerError: the Look has no query, or its query is not an object.
+    """
+    query = _object_at(client.look(look_id), "query", f"Look {look_id}")
+    if not query:
+        msg = f"Look {look_id} has no query in Looker's answer"
+        raise MalformedAnswerError(msg)
+    return query
+
+
 def _dashboard(client: ContentClient, saved: SavedSpec) -> Resolved:
     dashboard, elements = client.dashboard(saved.ref)
     return dashboard_specs(saved, dashboard, elements)
@@ -192,7 +251,7 @@ Resolver = t.Callable[[ContentClient, SavedSpec], Resolved]
 
 #: Source key -> how its query is fetched from Looker and turned into specs.
 RESOLVERS: dict[SavedKind, Resolver] = {
-    "look_id": _one_query(lambda client, ref: client.look(ref).get("query") or {}),
+    "look_id": _one_query(_look_query),
     "query_id": _one_query(lambda client, ref: client.saved_query(ref)),
     "query_slug": _one_query(lambda client, ref: client.query_for_slug(ref)),
     "dashboard_id": _dashboard,
