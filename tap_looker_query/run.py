@@ -101,10 +101,14 @@ class Run:
             self._prefetcher.close()
         if self._client is not None:
             stats = self._client.stats
-            if stats.retries or stats.relogins:
+            if stats.retries or stats.relogins or stats.to_tasks:
+                moved = ", ".join(f"{n} after a {why}" for why, n in stats.to_tasks.items())
                 self.logger.info(
-                    "Looker API: %d request(s) retried, %d new login(s) after a 401",
+                    "Looker API: %d request(s) retried, %d new login(s) after a 401, "
+                    "%d run(s) moved to query tasks%s",
                     stats.retries,
                     stats.relogins,
+                    sum(stats.to_tasks.values()),
+                    f" ({moved})" if moved else "",
                 )
             self._client.logout()

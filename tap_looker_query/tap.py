@@ -206,6 +206,16 @@ class TapLookerQuery(Tap):
 
     @classmethod
     @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """`--config`: a file that is missing or not JSON is one line, not a traceback."""
+        try:
+            return super().cb_config(ctx, param, value)
+        except (OSError, ValueError) as exc:  # simplejson's JSONDecodeError is a ValueError
+            cls.logger.error("--config %s: %s", " ".join(value), exc)  # noqa: TRY400 - the report
+            ctx.exit(1)
+
+    @classmethod
+    @override
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         with _clean_exit(ctx, cls.logger):
             super().cb_discover(ctx, param, value)
@@ -249,13 +259,17 @@ class TapLookerQuery(Tap):
             cls.print_about(about_format)
             sys.exit(0)
         cls.print_version(print_fn=cls.logger.info)
-        tap = cls(
-            config=getattr(config, "config", None),
-            state=_read_input(state, "state"),
-            catalog=_read_input(catalog, "catalog"),
-            parse_env_config=bool(getattr(config, "parse_env", False)),
-            validate_config=True,
-        )
+        try:
+            tap = cls(
+                config=getattr(config, "config", None),
+                state=_read_input(state, "state"),
+                catalog=_read_input(catalog, "catalog"),
+                parse_env_config=bool(getattr(config, "parse_env", False)),
+                validate_config=True,
+            )
+        except ValueError as exc:  # the SDK parsing a setting from the environment
+            cls.logger.error("Invalid settings: %s", exc)  # noqa: TRY400 - the report
+            sys.exit(1)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda number, _frame: tap.run.stop(number))
         try:

@@ -260,3 +260,38 @@ def test_d14_a_bookmark_in_the_future_is_warned_about(looker_emulator):
 def test_d14_filters_keep_four_digit_years():
     moment = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
     assert looker_time(moment, dt.UTC) == "0001-01-01 00:00:00"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "was not found"), ("not json", "Expecting")]
+)
+def test_d13_a_config_file_missing_or_not_json(tmp_path, content, message):
+    path = tmp_path / "config.json"
+    if content is not None:
+        path.write_text(content)
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_looker_query", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert message in done.stderr
+
+
+def test_d13_a_setting_in_the_environment_that_does_not_parse(looker_emulator):
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_looker_query", "--config", "ENV"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "TAP_LOOKER_QUERY_TIMEOUT": "abc"},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "Invalid settings" in done.stderr

@@ -18,6 +18,7 @@ from tap_looker_query.errors import (
     ConnectionLostError,
     LookerError,
     LookerQueryError,
+    LookerUnavailableError,
     QueryTimeoutError,
     TerminatedError,
 )
@@ -70,14 +71,21 @@ class QueryRuns:
             except requests.ReadTimeout:
                 if mode == "sync":  # 'sync' never runs query tasks
                     raise
-                self._logger.info(
-                    "Looker took over %d s to answer; running the query as a query task",
-                    self._settings.timeout,
-                )
+                self._to_task("read timeout", f"Looker took over {self._settings.timeout} s")
+            except LookerUnavailableError as exc:
+                # The proxy in front of Looker gave up on the query (504): sent again inline
+                # it would time out again.
+                if mode == "sync" or exc.status != 504:  # noqa: PLR2004
+                    raise
+                self._to_task("504", "Looker's proxy answered 504 Gateway Timeout")
             else:
                 response.raw.decode_content = True
                 return response
         return self._run_task(body, result_format)
+
+    def _to_task(self, reason: str, what: str) -> None:
+        self._client.stats.count_to_task(reason)
+        self._logger.info("%s; running the query as a query task", what)
 
     def _run_task(self, body: QueryBody, result_format: str) -> requests.Response:
         """Run the query as a Looker query task and open its results once it completed.

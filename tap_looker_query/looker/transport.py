@@ -100,7 +100,14 @@ class ClientStats:
 
     retries: int = 0
     relogins: int = 0
+    #: Inline runs moved to query tasks, by why: "read timeout" or "504".
+    to_tasks: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_to_task(self, reason: str) -> None:
+        """Count one inline run that became a query task."""
+        with self.lock:
+            self.to_tasks[reason] = self.to_tasks.get(reason, 0) + 1
 
     def count_retry(self) -> None:
         """Count one retried request."""
@@ -348,6 +355,9 @@ class Session:
     ) -> requests.Response:
         """Send a request, retrying transient failures; return the final response.
 
+        With `retry_read_timeouts` false (a run in `auto` mode, which has a better way to wait
+        for a slow query), a read timeout is raised and a 504 returned at once.
+
         Transient: connection errors, read timeouts, 429/500/502/503/504 (Retry-After honoured).
         A 401 on an authenticated call logs in again once (Looker revoked the token early).
         Other statuses come back to the caller, which knows what they mean there. Unless
@@ -396,7 +406,8 @@ class Session:
                 request_headers.update(self.on_unauthorized(request_headers.get("Authorization")))
                 relogged = True
                 continue
-            if status in RETRYABLE_STATUSES and attempt < self.retrier.max_retries:
+            slow = status == 504 and not retry_read_timeouts  # noqa: PLR2004 - gateway timeout
+            if status in RETRYABLE_STATUSES and attempt < self.retrier.max_retries and not slow:
                 reason = describe_response(response)
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
                 response.close()
