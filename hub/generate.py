@@ -9,7 +9,7 @@ The Hub file follows ``meltano/hub``'s ``_data/meltano/extractors/<name>/<varian
 keys in alphabetical order, block sequences at the parent's indentation, settings converted the way
 ``hub-utils`` converts ``--about --format json`` (JSON Schema type -> Meltano ``kind``; enums ->
 ``options``; secrets -> ``sensitive: true``; nested SDK objects -> dotted names).
-``tests/e2e/test_hub_definition.py`` regenerates both and fails when they drift.
+``tests/unit/test_hub_definition.py`` regenerates both and fails when they drift.
 """
 
 # ruff: noqa: INP001, T201 - a stand-alone script that reports what it wrote
