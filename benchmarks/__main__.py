@@ -45,7 +45,7 @@ def machine() -> list[str]:
         pass
     nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
     return [
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {nproc} cores ({cpu}), {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}",
     ]

@@ -23,7 +23,7 @@ class FixedClockTap(TapLookerQuery):
         super().__init__(*args, **kwargs)
         now = os.environ.get("BENCH_TAP_NOW")
         if now:
-            self.run_started = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+            self.run_started = dt.datetime.fromisoformat(now)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sqlite3
 import statistics
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,7 +27,6 @@ from looker_emulator.lookml import Explore, Field, Model, QueryContext
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-UTC = timezone.utc
 DEFAULT_LIMIT = 5000
 FETCH_BATCH = 500
 

@@ -13,7 +13,7 @@ import io
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -148,7 +148,7 @@ class _Mangler:
             try:
                 dt = datetime.fromisoformat(str(v)[:19])
             except ValueError:
-                dt = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
+                dt = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
             row[self.target] = dt.strftime("%m/%d/%Y %H:%M")
         return row
 
@@ -220,7 +220,7 @@ def render(
             head = {
                 "id": uuid.uuid4().hex,
                 "from_cache": False,
-                "ran_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "runtime": "0.001",
                 "sql": c.sql,
                 "null_sort_treatment": "low",

@@ -7,14 +7,13 @@ import json
 import re
 import secrets
 import socket
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from looker_emulator import content, formats
@@ -30,18 +29,12 @@ from looker_emulator.engine import (
 from looker_emulator.faults import Faults, HttpFault
 from looker_emulator.lookml import apply_fields_param, explore_metadata, parse_fields_param
 
-if sys.version_info >= (3, 11):
-    from typing import Self
-else:  # pragma: no cover
-    from typing_extensions import Self
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from looker_emulator.engine import Database
     from looker_emulator.lookml import Model
 
-UTC = timezone.utc
 API = "/api/4.0"
 DOC_BASE = "https://cloud.google.com/looker/docs/r/err/4.0"
 RELEASE = "26.12.3"

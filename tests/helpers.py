@@ -181,7 +181,7 @@ def as_record(row):
 
 def expected_history(emulator, since=START, until=None):
     since_text = dt.datetime.fromisoformat(since).strftime("%Y-%m-%d %H:%M:%S")
-    until_text = (until or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M:%S")
+    until_text = (until or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M:%S")
     rows = emulator.query_rows(
         "system__activity",
         "history",

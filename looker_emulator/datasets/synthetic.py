@@ -9,11 +9,11 @@ index range without scanning. Rows come from a recursive CTE over that range: O(
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from looker_emulator.lookml import Explore, Model, View
 
-ANCHOR = datetime(2026, 1, 1, tzinfo=timezone.utc)
+ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 ANCHOR_EPOCH = int(ANCHOR.timestamp())
 STEP_NUM, STEP_DEN = 7, 10  # created_time advances 7 seconds every 10 rows
 
@@ -67,13 +67,13 @@ class SyntheticSource:
 
     @staticmethod
     def _epoch(stamp: str) -> int:
-        return int(datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc).timestamp())
+        return int(datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp())
 
     @staticmethod
     def next_second(stamp: str) -> str:
         """``stamp`` plus one second."""
         e = SyntheticSource._epoch(stamp) + 1
-        return datetime.fromtimestamp(e, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        return datetime.fromtimestamp(e, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
     def index_range(
         self, lo: str | None, hi: str | None, *, lo_strict: bool = False

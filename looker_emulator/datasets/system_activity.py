@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import string
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from looker_emulator.lookml import Explore, Join, Model, View
@@ -17,7 +17,7 @@ from looker_emulator.lookml import Explore, Join, Model, View
 if TYPE_CHECKING:
     import sqlite3
 
-END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+END = datetime(2026, 11, 1, tzinfo=UTC)
 START = END - timedelta(days=120)
 SEED = 20261101
 TF = [

@@ -8,7 +8,7 @@ distance, location, filter-only fields, a parameter and a measure of every type.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from looker_emulator.lookml import TIMEFRAMES, Explore, Join, Model, QueryContext, View
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import sqlite3
 
 SEED = 4242
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+START = datetime(2025, 1, 1, tzinfo=UTC)
 CATEGORIES = ["Jeans", "Tops & Tees", "Socks", "Outerwear", "Accessories", "Swim", "Sweaters"]
 BRANDS = [
     "Levi's",

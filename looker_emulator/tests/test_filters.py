@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -17,7 +17,6 @@ from looker_emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, LookerEmul
 from looker_emulator.datasets.synthetic import SyntheticSource
 from looker_emulator.filters import FilterError, datetime_terms, number_sql, string_sql
 
-UTC = timezone.utc
 PINNED_NOW = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
 
 

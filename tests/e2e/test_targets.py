@@ -194,7 +194,7 @@ def test_system_activity_to_bigquery_upserts(meltano, looker_emulator, bigquery,
         for r in rows:
             for k, v in list(r.items()):
                 if isinstance(v, dt.datetime):
-                    r[k] = v.astimezone(dt.timezone.utc).isoformat()
+                    r[k] = v.astimezone(dt.UTC).isoformat()
         return rows
 
     want = history_want(looker_emulator)
@@ -243,9 +243,7 @@ def test_query_history_to_postgres_upserts(meltano, looker_emulator, postgres):
             for k, v in list(r.items()):
                 if isinstance(v, dt.datetime):
                     r[k] = (
-                        (v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc))
-                        .astimezone(dt.timezone.utc)
-                        .isoformat()
+                        (v if v.tzinfo else v.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()
                     )
                 elif isinstance(v, Decimal) and k == "history_id":
                     r[k] = int(v)

@@ -26,7 +26,7 @@ from tap_looker_query.schema import (
     format_datetime,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PLAN = [
     ("v.id", "v__id", Kind.INTEGER),
     ("v.at", "v__at", Kind.DATETIME),

@@ -21,7 +21,7 @@ from tap_looker_query.schema import (
     property_schema,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # Looker's own list of dimension types (lookml_model_explore's supported_measure_types)
 # and its measure types.

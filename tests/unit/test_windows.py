@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tap_looker_query.windows import ONE_SECOND, Window, floor_second, plan_windows
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 instants = st.datetimes(
     min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2040, 1, 1), timezones=st.just(UTC)
 )
@@ -80,7 +80,7 @@ def test_filter_expression_round_trips_in_the_query_zone(start, seconds, zone):
 
     (Zones without daylight saving in the range drawn: elsewhere a wall time can be ambiguous.)
     """
-    tz = dt.timezone.utc if zone == "UTC" else ZoneInfo(zone)
+    tz = dt.UTC if zone == "UTC" else ZoneInfo(zone)
     window = Window(floor_second(start), floor_second(start) + dt.timedelta(seconds=seconds))
     low, high = window.filter_expression(tz).split(" to ")
     assert dt.datetime.strptime(low, "%Y-%m-%d %H:%M:%S").replace(tzinfo=tz) == window.start

@@ -14,7 +14,7 @@ from tap_looker_query.writer import BufferedMsgSpecWriter
 
 
 def _messages() -> list:
-    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     return [
         SchemaMessage("s", {"type": "object", "properties": {"a": {"type": "string"}}}, ["a"]),
         RecordMessage("s", {"a": 'é\n"x"', "n": 1.5, "b": None}, time_extracted=moment),
