@@ -143,7 +143,7 @@ def render_hub(definition: dict[str, Any]) -> str:
 
 def render_meltano_yml(about: dict[str, Any], current: str) -> str:
     """``meltano.yml`` with the extractor's capabilities and settings replaced, comments kept."""
-    from ruamel.yaml import YAML  # noqa: PLC0415 - a Meltano dependency (e2e group)
+    from ruamel.yaml import YAML  # noqa: PLC0415 - test group (Meltano has it too)
     from ruamel.yaml.compat import StringIO  # noqa: PLC0415
 
     ry = YAML()
