@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from looker_emulator.filters import (
@@ -153,13 +153,33 @@ def register_functions(conn: sqlite3.Connection) -> None:
 
 
 class Database:
-    """One SQLite in-memory database, shared by server threads under a lock."""
+    """One SQLite in-memory database, shared by server threads under a lock.
+
+    It owns its connection: :meth:`close` it (or use it as a context manager) when done, since an
+    unclosed connection is a ``ResourceWarning`` from Python 3.13 on.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         """Wrap ``conn`` (opened with ``check_same_thread=False``)."""
         self.conn = conn
         self.lock = threading.RLock()
+        self.closed = False
         register_functions(conn)
+
+    def close(self) -> None:
+        """Close the connection (idempotent); later queries fail with :class:`LookerDbError`."""
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.conn.close()
+
+    def __enter__(self) -> Self:
+        """Use the database in a ``with`` block."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close it on leaving the block."""
+        self.close()
 
     @classmethod
     def empty(cls) -> Database:
@@ -169,8 +189,12 @@ class Database:
     def clone(self) -> Database:
         """A copy of this database (SQLite backup API into a new in-memory database)."""
         new = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        with self.lock:
-            self.conn.backup(new)
+        try:
+            with self.lock:
+                self.conn.backup(new)
+        except BaseException:
+            new.close()
+            raise
         return Database(new)
 
     def stream(self, sql: str, params: list[object]) -> Iterator[tuple[Any, ...]]:
@@ -192,7 +216,8 @@ class Database:
                 yield from batch
         finally:
             with self.lock:
-                cur.close()
+                if not self.closed:  # closing the connection closed its cursors
+                    cur.close()
 
 
 # ---------------------------------------------------------------- query bodies

@@ -688,7 +688,8 @@ class LookerEmulator:
     ) -> None:
         """Configure the emulator; :meth:`start` serves it.
 
-        ``database`` defaults to a fresh clone of the session's master data set.
+        ``database`` defaults to a fresh clone of the session's master data set, which the
+        emulator owns and :meth:`stop` closes; a ``database`` given here stays the caller's.
         """
         self.client_id = client_id
         self.client_secret = client_secret
@@ -700,6 +701,7 @@ class LookerEmulator:
         self.requests: list[RequestLog] = []
         self._source = SyntheticSource(synthetic_rows)
         self.models = build_models(dataset, self._source)
+        self._owns_db = database is None
         self.db = database if database is not None else master_database().clone()
         self._lock = threading.RLock()
         self._tokens: dict[str, _Token] = {}
@@ -717,6 +719,9 @@ class LookerEmulator:
 
     def start(self) -> LookerEmulator:
         """Bind and serve in a background thread; returns ``self``."""
+        if self.db.closed:
+            msg = "this emulator was stopped and its database closed: start a new LookerEmulator"
+            raise RuntimeError(msg)
         handler = type("Handler", (_Handler,), {"emu": self})
         server = ThreadingHTTPServer((self.host, self.port), handler)
         server.daemon_threads = True
@@ -734,13 +739,18 @@ class LookerEmulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving, release the port and close the emulator's own database.
+
+        A stopped emulator cannot serve again (its data are gone): make a new one.
+        """
         if self._server is not None:
             for r in list(self._running.values()):
                 r.kill.set()
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> Self:
         """Start on entering a ``with`` block."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ def master_database() -> Database:
                 thelook.build_tables(db.conn)
                 db.conn.commit()
                 db.conn.isolation_level = None
+            atexit.register(db.close)  # it lives as long as the process; closed, not collected
             _MASTER = db
         return _MASTER
 
