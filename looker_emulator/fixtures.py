@@ -32,7 +32,7 @@ def looker_emulator(_looker_master_db: None) -> Iterator[LookerEmulator]:
     try:
         yield emu
     finally:
-        emu.stop()
+        emu.close()
 
 
 @pytest.fixture(scope="session")
@@ -42,4 +42,4 @@ def looker_emulator_session(_looker_master_db: None) -> Iterator[LookerEmulator]
     try:
         yield emu
     finally:
-        emu.stop()
+        emu.close()

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -689,7 +690,8 @@ class LookerEmulator:
         """Configure the emulator; :meth:`start` serves it.
 
         ``database`` defaults to a fresh clone of the session's master data set, which the
-        emulator owns and :meth:`stop` closes; a ``database`` given here stays the caller's.
+        emulator owns: :meth:`close` closes it, and so does collecting the emulator (its data
+        stay readable after :meth:`stop`); a ``database`` given here stays the caller's.
         """
         self.client_id = client_id
         self.client_secret = client_secret
@@ -703,6 +705,8 @@ class LookerEmulator:
         self.models = build_models(dataset, self._source)
         self._owns_db = database is None
         self.db = database if database is not None else master_database().clone()
+        if self._owns_db:
+            weakref.finalize(self, self.db.close)
         self._lock = threading.RLock()
         self._tokens: dict[str, _Token] = {}
         self._running: dict[str, _Running] = {}
@@ -720,7 +724,7 @@ class LookerEmulator:
     def start(self) -> LookerEmulator:
         """Bind and serve in a background thread; returns ``self``."""
         if self.db.closed:
-            msg = "this emulator was stopped and its database closed: start a new LookerEmulator"
+            msg = "this emulator was closed (its database is gone): start a new LookerEmulator"
             raise RuntimeError(msg)
         handler = type("Handler", (_Handler,), {"emu": self})
         server = ThreadingHTTPServer((self.host, self.port), handler)
@@ -739,16 +743,17 @@ class LookerEmulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving, release the port and close the emulator's own database.
-
-        A stopped emulator cannot serve again (its data are gone): make a new one.
-        """
+        """Stop serving and release the port (``query_rows`` and ``insert_rows`` still work)."""
         if self._server is not None:
             for r in list(self._running.values()):
                 r.kill.set()
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def close(self) -> None:
+        """Stop, and close the emulator's own database now rather than when it is collected."""
+        self.stop()
         if self._owns_db:
             self.db.close()
 
