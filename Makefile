@@ -1,5 +1,7 @@
 # The README's commands. Everything installs into ./.venv (created on first use).
 PYTHON ?= python3
+# pytest-xdist workers for the integration tier (its tests mostly wait on loopback HTTP).
+WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,8 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 ## test: lint, type-check and every test tier (unit, integration, Meltano end-to-end)
-test: lint typecheck
-	$(BIN)/python -m pytest
+test: lint typecheck unit integration e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,7 +36,7 @@ unit: $(STAMP)
 
 ## integration: the tap and the emulator's own tests through the Looker emulator
 integration: $(STAMP)
-	$(BIN)/python -m pytest tests/integration looker_emulator/tests
+	$(BIN)/python -m pytest -n $(WORKERS) tests/integration looker_emulator/tests
 
 ## e2e: the Meltano end-to-end tests into real targets (tests/e2e)
 e2e: $(STAMP)
