@@ -1,10 +1,12 @@
 # The README's commands. Everything installs into ./.venv (created on first use).
 PYTHON ?= python3
+# pytest-xdist workers for the integration tier (its tests mostly wait on loopback HTTP).
+WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit e2e bench clean
+.PHONY: venv demo test lint typecheck unit integration e2e bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +20,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## test: lint, type-check and every test (unit, integration, Meltano end-to-end)
-test: lint typecheck
-	$(BIN)/python -m pytest
+## test: lint, type-check and every test tier (unit, integration, Meltano end-to-end)
+test: lint typecheck unit integration e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -29,13 +30,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## unit: the fast tests only (no Meltano, no destinations)
+## unit: the pure tests (tests/unit): no HTTP, no emulator, no subprocess; seconds
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest tests/unit
 
-## e2e: the Meltano end-to-end tests into real targets
+## integration: the tap and the emulator's own tests through the Looker emulator
+integration: $(STAMP)
+	$(BIN)/python -m pytest -n $(WORKERS) tests/integration looker_emulator/tests
+
+## e2e: the Meltano end-to-end tests into real targets (tests/e2e)
 e2e: $(STAMP)
-	$(BIN)/python -m pytest -m e2e
+	$(BIN)/python -m pytest tests/e2e
 
 ## bench: speed and memory measurements against the emulator (see benchmarks/RESULTS.md)
 bench: $(STAMP)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.looker_emulator.datasets.synthetic import WIDE_FIELDS
+from looker_emulator.datasets.synthetic import WIDE_FIELDS
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "benchmarks" / ".work"
@@ -179,7 +179,7 @@ def run_pipeline(
 
 
 class Emulator:
-    """`python -m tests.looker_emulator` as a separate process (its CPU is not the tap's)."""
+    """`python -m looker_emulator` as a separate process (its CPU is not the tap's)."""
 
     def __init__(self, synthetic_rows: int, query_latency: float = 0.0) -> None:
         self.synthetic_rows = synthetic_rows
@@ -191,7 +191,7 @@ class Emulator:
         argv = [
             PYTHON,
             "-m",
-            "tests.looker_emulator",
+            "looker_emulator",
             "--port",
             "0",
             "--dataset",

@@ -9,7 +9,7 @@ The Hub file follows ``meltano/hub``'s ``_data/meltano/extractors/<name>/<varian
 keys in alphabetical order, block sequences at the parent's indentation, settings converted the way
 ``hub-utils`` converts ``--about --format json`` (JSON Schema type -> Meltano ``kind``; enums ->
 ``options``; secrets -> ``sensitive: true``; nested SDK objects -> dotted names).
-``tests/e2e/test_hub_definition.py`` regenerates both and fails when they drift.
+``tests/unit/test_hub_definition.py`` regenerates both and fails when they drift.
 """
 
 # ruff: noqa: INP001, T201 - a stand-alone script that reports what it wrote
@@ -143,7 +143,7 @@ def render_hub(definition: dict[str, Any]) -> str:
 
 def render_meltano_yml(about: dict[str, Any], current: str) -> str:
     """``meltano.yml`` with the extractor's capabilities and settings replaced, comments kept."""
-    from ruamel.yaml import YAML  # noqa: PLC0415 - a Meltano dependency (e2e group)
+    from ruamel.yaml import YAML  # noqa: PLC0415 - test group (Meltano has it too)
     from ruamel.yaml.compat import StringIO  # noqa: PLC0415
 
     ry = YAML()

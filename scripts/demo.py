@@ -56,7 +56,7 @@ def show(run: int) -> None:
 def main() -> None:
     """Start the emulator, run the pipeline twice, show the result and the saved state."""
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "tests.looker_emulator", "--port", "0"],
+        [sys.executable, "-m", "looker_emulator", "--port", "0"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

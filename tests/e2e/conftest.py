@@ -20,12 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from looker_emulator.fixtures import (  # noqa: F401 - the emulator's fixtures, for these tests
+    _looker_master_db,
+    looker_emulator,
+    looker_emulator_session,
+)
 from tests.e2e import services
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.looker_emulator import LookerEmulator
+    from looker_emulator import LookerEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(__file__).resolve().parent / ".cache"

@@ -2,8 +2,21 @@
 
 Each ``start_*`` returns a :class:`Service` (stop it with :meth:`Service.stop`). A service that
 cannot start raises :class:`ServiceError` with its log, so the test fails with the reason.
-Recipes: ``shared/destinations.md`` (moto, gcp-storage-emulator, bqemulator + fake service
-account + local token endpoint, Debian's PostgreSQL).
+The recipes, all offline (the functions below are the reference):
+
+* S3: ``moto_server`` (e2e group) on a free port; targets get it as their endpoint URL with the
+  ``testing`` keys, and the test creates the bucket with boto3.
+* GCS: ``gcp-storage-emulator start --in-memory --default-bucket B`` (e2e group); clients find it
+  through ``STORAGE_EMULATOR_HOST``.
+* BigQuery: bqemulator (DuckDB) in a venv of its own under ``tests/e2e/.cache`` (built with uv on
+  first use), the DuckDB spatial extension loaded from its PyPI wheel (``duckdb_extensions``)
+  rather than downloaded; a service-account key file made up here whose ``token_uri`` is a local
+  stub granting any assertion; ``GOOGLE_OFFLINE_ENV`` keeps the Google clients off the metadata
+  server; and a small proxy in front that rewrites the target's ``UPDATE SET target.col`` (which
+  bqemulator rejects) to ``UPDATE SET col``.
+* PostgreSQL: Debian's ``postgresql`` package (``.ci/run`` installs it): ``initdb`` a scratch
+  cluster with trust auth on 127.0.0.1 in its own temp folder, run as user ``postgres`` when the
+  tests run as root.
 """
 
 from __future__ import annotations

@@ -6,11 +6,9 @@ import hashlib
 
 import pytest
 
+from looker_emulator import LookerEmulator
 from tests.e2e.conftest import looker_env
 from tests.e2e.expected import HISTORY_FIELDS, assert_records_match, read_jsonl, rows_since
-from tests.looker_emulator import LookerEmulator
-
-pytestmark = pytest.mark.e2e
 
 START = "2026-10-29T00:00:00+00:00"  # the last ~3 days of the System Activity data set
 NEW_ROWS = [  # arrive after the first run, all later than anything before

@@ -12,8 +12,6 @@ import json
 import uuid
 from decimal import Decimal
 
-import pytest
-
 from tests.e2e.conftest import BQ_PROJECT, GCS_BUCKET, S3_BUCKET, looker_env
 from tests.e2e.expected import (
     HISTORY_FIELDS,
@@ -22,8 +20,6 @@ from tests.e2e.expected import (
     rows_since,
     to_record,
 )
-
-pytestmark = pytest.mark.e2e
 
 START = "2026-10-30T00:00:00+00:00"
 SINCE = "2026-10-30 00:00:00"
