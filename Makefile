@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit e2e bench clean
+.PHONY: venv demo test lint typecheck unit e2e bench clean dist-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ e2e: $(STAMP)
 ## bench: speed and memory measurements against the emulator (see benchmarks/RESULTS.md)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+## dist-check: build sdist + wheel, twine check, run --about from the wheel in a clean venv
+dist-check: $(STAMP)
+	$(BIN)/python scripts/check_dist.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis output demo-output
