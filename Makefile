@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit e2e bench clean dist-check
+.PHONY: venv demo test lint typecheck unit e2e bench clean dist-check airflow-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,5 +45,9 @@ bench: $(STAMP)
 dist-check: $(STAMP)
 	$(BIN)/python scripts/check_dist.py
 
+## airflow-venv: Airflow for the DAG tests, in .airflow-venv/ (orchestrate/, docs/DEPLOY.md)
+airflow-venv: $(STAMP)
+	scripts/airflow-venv.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis output demo-output
+	rm -rf $(VENV) .airflow-venv .pytest_cache .mypy_cache .ruff_cache .hypothesis output demo-output
