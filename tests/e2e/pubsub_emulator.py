@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -64,25 +65,29 @@ def create_topic_and_subscription(svc: services.Service, topic: str, subscriptio
     return name
 
 
-def pull(svc: services.Service, subscription: str) -> list[dict[str, Any]]:
-    """Every message waiting on ``subscription``, acknowledged; each ``{"data", "attributes"}``."""
+def pull(svc: services.Service, subscription: str, count: int) -> list[dict[str, Any]]:
+    """``count`` messages from ``subscription``, acknowledged; each ``{"data", "attributes"}``.
+
+    Fails when fewer arrive within 30 s; more than ``count`` waiting are returned too.
+    """
     got: list[dict[str, Any]] = []
-    while True:
-        out = _call(svc, "POST", f"subscriptions/{subscription}:pull", {"maxMessages": 100})
-        received = out.get("receivedMessages", [])
-        if not received:
-            return got
-        for r in received:
-            msg = r["message"]
-            got.append(
-                {
-                    "data": json.loads(base64.b64decode(msg["data"])),
-                    "attributes": msg.get("attributes", {}),
-                }
-            )
-        _call(
-            svc,
-            "POST",
-            f"subscriptions/{subscription}:acknowledge",
-            {"ackIds": [r["ackId"] for r in received]},
+    deadline = time.monotonic() + 30
+    while len(got) < count and time.monotonic() < deadline:
+        body = {"maxMessages": 100, "returnImmediately": True}
+        received = _call(svc, "POST", f"subscriptions/{subscription}:pull", body).get(
+            "receivedMessages", []
         )
+        if not received:
+            time.sleep(0.2)
+            continue
+        got += [
+            {
+                "data": json.loads(base64.b64decode(r["message"]["data"])),
+                "attributes": r["message"].get("attributes", {}),
+            }
+            for r in received
+        ]
+        ack = {"ackIds": [r["ackId"] for r in received]}
+        _call(svc, "POST", f"subscriptions/{subscription}:acknowledge", ack)
+    assert len(got) >= count, f"{len(got)} of {count} messages arrived: {got}"
+    return got

@@ -36,7 +36,7 @@ SHARDS = {  # task id: (extractor, pool, slots) as orchestrate/meltano.yml decla
     "emea--history": ("tap-looker-query--emea--history", "tap-looker-query--emea", 6),
 }
 HISTORY_START = "2026-10-29 00:00:00"
-ORDERS_START = "2026-06-01 00:00:00"
+ORDERS_START = "2025-04-01 00:00:00"
 MAIN_HISTORY = ["history.id", "history.created_time", "history.runtime", "history.status"]
 MAIN_HISTORY += ["history.source", "user.id"]
 EMEA_HISTORY = ["history.id", "history.created_time", "history.status", "user.id"]
@@ -274,13 +274,13 @@ def test_dag_loads_every_shard_notifies_pubsub_and_runs_incrementally(
     first = {}
     for shard, stream in streams.items():
         saved = json.loads((state / f"prod:{shard}-to-target-jsonl" / "state.json").read_text())
-        bookmarks = saved["singer_state"]["bookmarks"]
+        bookmarks = saved["completed"]["singer_state"]["bookmarks"]
         assert set(bookmarks) == {stream}
         first[stream] = bookmarks[stream]["replication_key_value"]
         assert first[stream] == max(r[KEYS[stream][1]] for r in want[stream])
 
     # One Pub/Sub message per load, naming pipeline, streams, rows, bookmark and destination.
-    notices = _by_shard(pubsub_emulator.pull(pubsub, "test-sub"))
+    notices = _by_shard(pubsub_emulator.pull(pubsub, "test-sub", len(SHARDS)))
     assert set(notices) == set(streams)
     for shard, stream in streams.items():
         n = notices[shard]
@@ -308,7 +308,7 @@ def test_dag_loads_every_shard_notifies_pubsub_and_runs_incrementally(
         r["history_id"] for r in again if r["history_created_time"] > first["query_history"]
     } == new_ids
     assert all(r["history_created_time"] >= first["query_history"] for r in again)
-    notices = _by_shard(pubsub_emulator.pull(pubsub, "test-sub"))
+    notices = _by_shard(pubsub_emulator.pull(pubsub, "test-sub", len(SHARDS)))
     history = notices["tap-looker-query--main--history"]["streams"]["query_history"]
     assert history == {
         "rows": len(again),
