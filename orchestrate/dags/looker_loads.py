@@ -151,7 +151,7 @@ def publish(topic: str, summaries: list[dict[str, Any]]) -> list[str]:
     """One Pub/Sub message per summary (JSON body; pipeline and shard also as attributes)."""
     # Imported here so that parsing the DAG does not load the client. It honours
     # PUBSUB_EMULATOR_HOST, and on Cloud Composer uses the environment's service account.
-    from google.cloud import pubsub_v1  # noqa: PLC0415
+    from google.cloud import pubsub_v1  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
 
     publisher = pubsub_v1.PublisherClient()
     futures = [
