@@ -7,6 +7,7 @@ three shards run one after the other here (the pools are what keeps them apart o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "orchestrate"
 DAG_ID = "meltano_looker-query"
+MELTANO = Path(sys.executable).with_name("meltano")
 SHARDS = {  # task id: (extractor, pool, slots) as orchestrate/meltano.yml declares them
     "main--history": ("tap-looker-query--main--history", "tap-looker-query--main", 4),
     "main--orders": ("tap-looker-query--main--orders", "tap-looker-query--main", 8),
@@ -130,6 +132,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Airflow:
 
 # Parses the DAGs folder as Airflow 3's DAG processor does: a bundle, on sys.path.
 DAG_SHAPE = """
+import importlib.util
 import json
 from airflow.configuration import conf
 from airflow.models.dagbag import BundleDagBag
@@ -219,17 +222,28 @@ def _by_shard(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return by_shard
 
 
+@pytest.fixture(scope="module")
+def meltano_sys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``meltano install`` of orchestrate/'s plugins into a temp system dir, once per module."""
+    sys_dir = tmp_path_factory.mktemp("orchestrate-meltano")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY)}
+    env |= {"MELTANO_SYS_DIR_ROOT": str(sys_dir), "MELTANO_HUB_URL": "http://127.0.0.1:9/"}
+    meltano = [str(MELTANO), "install"]
+    subprocess.run(meltano, cwd=PROJECT, env=env, check=True, timeout=600, capture_output=True)
+    return sys_dir
+
+
 def test_dag_loads_every_shard_notifies_pubsub_and_runs_incrementally(
-    airflow, two_lookers, pubsub, tmp_path
+    airflow, two_lookers, pubsub, meltano_sys, tmp_path
 ):
     main, emea = two_lookers
     topic = pubsub_emulator.create_topic_and_subscription(pubsub, "looker-loads", "test-sub")
     output, state = tmp_path / "output", tmp_path / "state"
     env = {
-        "LOOKER_QUERY_MELTANO": str(Path(sys.executable).with_name("meltano")),
+        "LOOKER_QUERY_MELTANO": str(MELTANO),
         "LOOKER_QUERY_PUBSUB_TOPIC": topic,
         "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{pubsub.port}",
-        "MELTANO_SYS_DIR_ROOT": str(tmp_path / "meltano-sys"),
+        "MELTANO_SYS_DIR_ROOT": str(meltano_sys),
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
         "MELTANO_STATE_BACKEND_URI": f"file://{state}",
         "MELTANO_HUB_URL": "http://127.0.0.1:9/",
@@ -240,8 +254,6 @@ def test_dag_loads_every_shard_notifies_pubsub_and_runs_incrementally(
         **looker_env(emea, prefix="TAP_LOOKER_QUERY__EMEA", start_date=HISTORY_START),
         "TAP_LOOKER_QUERY__MAIN__ORDERS_START_DATE": ORDERS_START,
     }
-    meltano = [env["LOOKER_QUERY_MELTANO"], "install"]
-    subprocess.run(meltano, cwd=PROJECT, env={**airflow.env, **env}, check=True, timeout=600)
     output.mkdir()
 
     airflow.run("dags", "test", DAG_ID, env=env)
@@ -319,3 +331,52 @@ def test_dag_loads_every_shard_notifies_pubsub_and_runs_incrementally(
         (n,) = notices[shard]["streams"].values()
         assert n["bookmark"] == n["previous_bookmark"]
         assert n["rows"] < 10, "only the rows of the bookmark's second again"
+
+
+def _load_module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, PROJECT / "dags" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failed_shard_retry_resumes_from_the_state_its_loader_confirmed(
+    looker_emulator, meltano_sys, tmp_path
+):
+    """What a shard task's Airflow retry runs: the same ``run_shard``, after a failed one."""
+    shards, loads = _load_module("looker_shards"), _load_module("looker_loads")
+    (deployment,) = shards.load(PROJECT)
+    shard = next(s for s in deployment.shards if s.extractor.endswith("--main--orders"))
+    output = tmp_path / "output"
+    output.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(_LEAKY)},
+        "MELTANO_SYS_DIR_ROOT": str(meltano_sys),
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "MELTANO_HUB_URL": "http://127.0.0.1:9/",
+        "TARGET_JSONL_DESTINATION_PATH": str(output),
+        **looker_env(looker_emulator, prefix="TAP_LOOKER_QUERY__MAIN"),
+        "TAP_LOOKER_QUERY__MAIN__ORDERS_START_DATE": "2025-01-01T00:00:00Z",
+    }
+    run = {"meltano": str(MELTANO), "project_dir": PROJECT, "env": env}
+    # 30-day windows from 2025-01: a query fails in Looker. The shard runs 8 windows' queries at
+    # once, so the 10th query is sent only after the first window's rows were emitted.
+    looker_emulator.faults.looker_error_on_query(10)
+    with pytest.raises(loads.LoadError, match="exited 1"):
+        loads.run_shard(deployment, shard, **run)
+    first = read_jsonl(output / "order_items.jsonl")
+    (output / "order_items.jsonl").unlink()
+
+    retry = loads.run_shard(deployment, shard, **run)["streams"]["order_items"]
+    resumed_at = retry["previous_bookmark"]
+    assert resumed_at == max(r["order_items_created_time"] for r in first)
+    again = read_jsonl(output / "order_items.jsonl")
+    assert min(r["order_items_created_time"] for r in again) == resumed_at
+    want = rows_since(
+        looker_emulator, "thelook", "order_items", ORDERS, "order_items.created_time", "2025-01-01"
+    )
+    assert_records_match(
+        list({r["order_items_id"]: r for r in first + again}.values()), want, ("order_items_id",)
+    )
+    assert retry["rows"] == len(again) < len(want)
