@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck unit integration e2e bench clean
+.PHONY: venv demo test lint typecheck unit integration e2e bench clean dist-check airflow-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,5 +46,13 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+## dist-check: build sdist + wheel, twine check, run --about from the wheel in a clean venv
+dist-check: $(STAMP)
+	$(BIN)/python scripts/check_dist.py
+
+## airflow-venv: Airflow for the DAG tests, in .airflow-venv/ (orchestrate/, docs/DEPLOY.md)
+airflow-venv: $(STAMP)
+	scripts/airflow-venv.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis output demo-output
+	rm -rf $(VENV) .airflow-venv .pytest_cache .mypy_cache .ruff_cache .hypothesis output demo-output

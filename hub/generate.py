@@ -31,6 +31,8 @@ VARIANT = "tap-looker-query"
 REPO = f"https://github.com/{VARIANT}/{NAME}"
 HUB_FILE = ROOT / "hub" / "extractors" / NAME / f"{VARIANT}.yml"
 MELTANO_YML = ROOT / "meltano.yml"
+# The Airflow deployment's project (docs/DEPLOY.md) declares the same extractor.
+ORCHESTRATE_YML = ROOT / "orchestrate" / "meltano.yml"
 
 # Object settings kept whole (free-form maps), not split into dotted sub-settings.
 WHOLE_OBJECTS = {"stream_maps", "stream_map_config"}
@@ -171,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {
         HUB_FILE: render_hub(hub_definition(about)),
         MELTANO_YML: render_meltano_yml(about, MELTANO_YML.read_text(encoding="utf-8")),
+        ORCHESTRATE_YML: render_meltano_yml(about, ORCHESTRATE_YML.read_text(encoding="utf-8")),
     }
     drifted = [
         p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text
