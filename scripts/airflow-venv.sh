@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Airflow in its own venv (default .airflow-venv/), for the DAG tests in tests/test_airflow_dag.py.
+# Airflow in its own venv (default .airflow-venv/), for the DAG tests in tests/e2e/test_airflow_dag.py.
 # Airflow pins a large tree of its own, so it stays out of the project's .venv; the locked
 # requirements (orchestrate/airflow-requirements.txt) play the role of Airflow's constraints file.
 # Re-running is a no-op while the lock is unchanged. Needs .venv (for uv): `make venv` first.
