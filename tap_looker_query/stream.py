@@ -17,10 +17,10 @@ from singer_sdk.exceptions import InvalidStreamSortException
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_looker_query.engine.plan import Window, parse_instant, plan_windows, start_of
-from tap_looker_query.engine.progress import Progress
 from tap_looker_query.engine.reader import WindowDone, WindowReader
 from tap_looker_query.engine.records import RecordBuilder
 from tap_looker_query.errors import StreamFailedError, TapLookerError
+from tap_looker_query.progress import Progress
 from tap_looker_query.schema import kind_from_schema
 from tap_looker_query.system_activity import HISTORY_RETENTION_DAYS, is_history
 

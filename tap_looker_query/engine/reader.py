@@ -37,9 +37,9 @@ if t.TYPE_CHECKING:
     import types
     from collections.abc import Callable, Generator, Iterator, Sequence
 
-    from tap_looker_query.engine.progress import Progress
     from tap_looker_query.engine.records import RecordBuilder
     from tap_looker_query.looker.query import QueryBody
+    from tap_looker_query.progress import Progress
     from tap_looker_query.specs.model import QuerySpec
 
 Record = dict[str, t.Any]

@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_looker_query.engine.plan import Window, plan_windows
-from tap_looker_query.engine.progress import Progress
 from tap_looker_query.engine.reader import WindowDone, WindowReader
 from tap_looker_query.engine.records import RecordBuilder
 from tap_looker_query.errors import (
@@ -29,6 +28,7 @@ from tap_looker_query.errors import (
     StreamFailedError,
     TruncatedResultError,
 )
+from tap_looker_query.progress import Progress
 from tap_looker_query.schema import Kind
 from tap_looker_query.specs.model import UNLIMITED, QuerySpec
 
