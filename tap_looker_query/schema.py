@@ -198,27 +198,28 @@ class LookerField:
         return kind_of(self) is Kind.DATETIME
 
 
-def kind_of(field: LookerField) -> Kind | None:  # noqa: PLR0911
+#: Looker types whose family does not depend on the field (checked in this order).
+_KIND_OF_TYPE: tuple[tuple[frozenset[str], Kind], ...] = (
+    (_DATE_TYPES, Kind.DATE),
+    (_INTEGER_TYPES, Kind.INTEGER),
+    (_BOOLEAN_TYPES, Kind.BOOLEAN),
+    (_NUMBER_TYPES, Kind.NUMBER),
+    (_STRING_TYPES, Kind.STRING),
+)
+
+
+def kind_of(field: LookerField) -> Kind | None:
     """The value family of a field, or None when Looker's type is not one we know."""
     looker_type = field.type
-    if looker_type in _UNCONVERTED_TYPES:
+    if is_unconverted_time(field):
+        # `date_raw`, `convert_tz: no`: Looker shows the database's wall clock, not the
+        # query zone's, so it is no instant the tap could give an offset to.
         return Kind.STRING
     if looker_type in _DATETIME_TYPES:
-        # `convert_tz: no`: Looker shows the database's wall clock, not the query zone's
-        return Kind.STRING if field.convert_tz is False else Kind.DATETIME
-    if looker_type in _DATE_TYPES:
-        return Kind.DATE
-    if looker_type in _INTEGER_TYPES:
-        return Kind.INTEGER
-    if looker_type in _BOOLEAN_TYPES:
-        return Kind.BOOLEAN
-    if looker_type in _NUMBER_TYPES:
-        return Kind.NUMBER
+        return Kind.DATETIME
     if looker_type in _FOLLOWS_IS_NUMERIC:
         return Kind.NUMBER if field.is_numeric else Kind.STRING
-    if looker_type in _STRING_TYPES:
-        return Kind.STRING
-    return None
+    return next((kind for types, kind in _KIND_OF_TYPE if looker_type in types), None)
 
 
 def is_unconverted_time(field: LookerField) -> bool:
