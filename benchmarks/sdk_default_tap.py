@@ -32,7 +32,8 @@ class DefaultQueryStream(QueryStream):
 class DefaultSdkTap(TapLookerQuery):
     """TapLookerQuery with the SDK's default message writer and default-conforming streams."""
 
-    message_writer_class = SingerWriter
+    # The tap's attribute is inferred as type[BufferedMsgSpecWriter]; the SDK takes any writer.
+    message_writer_class = SingerWriter  # type: ignore[assignment]
 
     def discover_streams(self) -> list[Stream]:
         return [

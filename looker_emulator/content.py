@@ -317,7 +317,7 @@ def dashboard_objects(
     """Dashboards by id (each with its elements and filters)."""
     runs = queries.create(DASHBOARD_QUERIES["runs_by_day"])
     revenue = queries.create(DASHBOARD_QUERIES["revenue_by_category"])
-    filters = [
+    filters: list[dict[str, Any]] = [
         {
             "can": {"update": True, "destroy": True},
             "id": "11",

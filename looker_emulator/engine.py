@@ -142,13 +142,14 @@ class _List(_Collect):
 def register_functions(conn: sqlite3.Connection) -> None:
     """Install the functions and aggregates compiled queries use."""
     conn.create_function("lk_tz", 2, _lk_tz, deterministic=True)
-    conn.create_aggregate("lk_median", 1, _Median)  # type: ignore[arg-type]
+    conn.create_aggregate("lk_median", 1, _Median)
+    # typeshed's aggregate protocol only has a one-argument step(); these take two or three.
     conn.create_aggregate("lk_percentile", 2, _Percentile)  # type: ignore[arg-type]
     conn.create_aggregate("lk_sum_distinct", 2, _SumDistinct)  # type: ignore[arg-type]
     conn.create_aggregate("lk_avg_distinct", 2, _AvgDistinct)  # type: ignore[arg-type]
     conn.create_aggregate("lk_median_distinct", 2, _MedianDistinct)  # type: ignore[arg-type]
     conn.create_aggregate("lk_percentile_distinct", 3, _PercentileDistinct)  # type: ignore[arg-type]
-    conn.create_aggregate("lk_list", 1, _List)  # type: ignore[arg-type]
+    conn.create_aggregate("lk_list", 1, _List)
     conn.execute("PRAGMA case_sensitive_like = ON")
 
 
@@ -506,10 +507,10 @@ class Compiler:
         measures = [f for f in columns if f.category == "measure"]
         inner: list[Field] = [f for f in columns if not f.is_post_sql]
         post = [f for f in columns if f.is_post_sql]
-        for p in post:
-            base = self.by_name.get((p.measure_of or "")[2:-1])
+        for post_field in post:
+            base = self.by_name.get((post_field.measure_of or "")[2:-1])
             if base is None:
-                raise ApiError(400, f"Invalid measure {p.name}")
+                raise ApiError(400, f"Invalid measure {post_field.name}")
             if base not in inner:
                 inner.append(base)
         select = [f"{self.field_sql(f)} AS c{i}" for i, f in enumerate(inner)]

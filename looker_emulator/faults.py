@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 MALFORM_KINDS = ("html", "invalid_json", "empty", "missing_field", "wrong_type", "bad_datetime")
 
@@ -23,9 +24,12 @@ class HttpFault:
     results_only: bool = False
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class _Pending:
-    value: object
+class _Pending(Generic[T]):
+    value: T
     count: int
 
 
@@ -45,8 +49,8 @@ class Faults:
     concurrency_limit: int = 15
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _http: list[HttpFault] = field(default_factory=list, repr=False)
-    _malform: list[_Pending] = field(default_factory=list, repr=False)
-    _slow: list[_Pending] = field(default_factory=list, repr=False)
+    _malform: list[_Pending[str]] = field(default_factory=list, repr=False)
+    _slow: list[_Pending[float]] = field(default_factory=list, repr=False)
     _errors: dict[int, str] = field(default_factory=dict, repr=False)
     _query_runs: int = 0
     revoked_before_ns: int = 0
@@ -154,10 +158,10 @@ class Faults:
             error = self._errors.pop(self._query_runs, None)
             malform = self._take(self._malform)
             slow = self._take(self._slow)
-            return error, malform, float(slow or 0.0)  # type: ignore[arg-type]
+            return error, malform, float(slow or 0.0)
 
     @staticmethod
-    def _take(pending: list[_Pending]) -> object:
+    def _take(pending: list[_Pending[T]]) -> T | None:
         for p in pending:
             if p.count > 0:
                 p.count -= 1

@@ -180,12 +180,10 @@ def datetime_sql(expr: str, utc_sql: str, tc: TimeContext) -> tuple[str, list[ob
     parts: list[str] = []
     params: list[object] = []
     for term in datetime_terms(expr, tc.now_local()):
-        if term == "NULL":
-            parts.append(f"{utc_sql} IS NULL")
-        elif term == "NOT NULL":
-            parts.append(f"{utc_sql} IS NOT NULL")
+        if isinstance(term, str):  # "NULL" or "NOT NULL"
+            parts.append(f"{utc_sql} IS {term}")
         else:
-            lo, hi = term  # type: ignore[misc]
+            lo, hi = term
             conds = []
             if lo is not None:
                 conds.append(f"{utc_sql} >= ?")
@@ -330,7 +328,8 @@ def _number_atom(atom: str, col: str) -> tuple[str, list[object], bool]:  # noqa
         return f"{col} {m.group(1)} ?", [_num(m.group(2))], False
     m = re.fullmatch(r"(" + _NUM + r")?\s*to\s*(" + _NUM + r")?", a, re.IGNORECASE)
     if m and (m.group(1) or m.group(2)):
-        conds, params = [], []
+        conds: list[str] = []
+        params: list[object] = []
         if m.group(1):
             conds.append(f"{col} >= ?")
             params.append(_num(m.group(1)))
@@ -366,7 +365,8 @@ def number_sql(expr: str, col: str) -> tuple[str, list[object]]:
         or_sql, or_params, all_neg = [], [], True
         for o in ors:
             ands = re.split(r"\s+AND\s+", o, flags=re.IGNORECASE)
-            conds, params = [], []
+            conds: list[str] = []
+            params: list[object] = []
             negs = True
             for atom in ands:
                 s, p, is_neg = _number_atom(atom, col)

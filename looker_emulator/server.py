@@ -721,7 +721,7 @@ class LookerEmulator:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> LookerEmulator:
+    def start(self) -> Self:
         """Bind and serve in a background thread; returns ``self``."""
         if self.db.closed:
             msg = "this emulator was closed (its database is gone): start a new LookerEmulator"
