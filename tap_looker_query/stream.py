@@ -40,9 +40,6 @@ if t.TYPE_CHECKING:
     from tap_looker_query.run import Run
     from tap_looker_query.specs.model import QuerySpec
 
-#: A STATE message only when the stream says so (after each window); never by record count.
-_NEVER = 2**62
-
 
 class QueryStream(Stream):
     """The rows of one configured Looker query."""
@@ -58,7 +55,8 @@ class QueryStream(Stream):
         super().__init__(tap, schema=schema, name=spec.name)
         self.primary_keys = spec.key_properties
         self.replication_key = spec.replication_property
-        self.STATE_MSG_FREQUENCY = _NEVER
+        #: Read once: `_increment_stream_state` runs for every record.
+        self._backfill = spec.is_manual_backfill
         self.progress = Progress(spec.name, self.logger, run.settings.tz)
         self._warm: tuple[list[Window], deque[tuple[Window, Pending]]] | None = None
         self._reader: WindowReader | None = None
@@ -324,7 +322,7 @@ class QueryStream(Stream):
         stored value takes that row's form, so the SDK's text comparison from then on compares
         like with like (a state written in another time zone or offset still resumes).
         """
-        if self.spec.is_manual_backfill:
+        if self._backfill:
             return
         if self._floor is not None:
             value = latest_record.get(self.replication_key or "")

@@ -20,7 +20,7 @@ from tap_looker_query.errors import (
     LookerQueryError,
     LookerUnavailableError,
     QueryTimeoutError,
-    TerminatedError,
+    raise_if_stopped,
 )
 from tap_looker_query.looker.transport import USER_AGENT, iter_body, snippet_of
 
@@ -154,7 +154,7 @@ class QueryRuns:
                 raise LookerQueryError(self._task_error(task_id, status))
             if self._stop.wait(wait):  # the run is stopping: the task must not run on
                 self._kill(task_id)
-                raise TerminatedError(getattr(self._stop, "signum", 15))
+                raise_if_stopped(self._stop)
             wait = min(wait * 1.5, 5.0)
         if status == "expired":
             return status
