@@ -46,12 +46,17 @@ class Faults:
     row_latency: float = 0.0
     task_expired_before_complete: int = 0
     explore_404: set[str] = field(default_factory=set)
+    #: Looker's per-user query limit: past it, queries wait in a queue (they are not refused).
     concurrency_limit: int = 15
+    #: Seconds a query may wait in that queue before Looker drops it (600 by default).
+    queue_timeout: float = 600.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _http: list[HttpFault] = field(default_factory=list, repr=False)
     _malform: list[_Pending[str]] = field(default_factory=list, repr=False)
     _slow: list[_Pending[float]] = field(default_factory=list, repr=False)
     _errors: dict[int, str] = field(default_factory=dict, repr=False)
+    _expire: list[_Pending[float]] = field(default_factory=list, repr=False)
+    _from_cache: int = field(default=0, repr=False)
     _query_runs: int = 0
     revoked_before_ns: int = 0
 
@@ -63,6 +68,9 @@ class Faults:
             self.task_expired_before_complete = 0
             self.explore_404 = set()
             self.concurrency_limit = 15
+            self.queue_timeout = 600.0
+            self._expire.clear()
+            self._from_cache = 0
             self._http.clear()
             self._malform.clear()
             self._slow.clear()
@@ -169,6 +177,39 @@ class Faults:
                 pending[:] = [x for x in pending if x.count > 0]
                 return value
         return None
+
+    def expire_tasks(self, seconds: float, count: int = 1) -> None:
+        """Make the next ``count`` query tasks report ``expired`` for ``seconds`` once they ran.
+
+        Real Looker reports a task ``expired`` for a while before it turns ``complete`` or
+        ``error`` (spectacles issue #111). ``float("inf")``: the task never leaves ``expired``.
+        """
+        with self._lock:
+            self._expire.append(_Pending(seconds, count))
+
+    def take_task_expiry(self) -> float:
+        """Consume one ``expire_tasks``: the seconds the next task stays ``expired`` (or 0)."""
+        with self._lock:
+            seconds = self._take(self._expire)
+            return 0.0 if seconds is None else seconds
+
+    def serve_from_cache(self, count: int = 1) -> None:
+        """Let the next ``count`` query tasks report results from Looker's cache.
+
+        A recording (spectacles, 2022) shows ``from_cache: true`` on a task created with
+        ``cache=false``: the task's ``result_source`` says ``cache`` and a ``json_detail``
+        result carries ``from_cache: true``.
+        """
+        with self._lock:
+            self._from_cache += count
+
+    def take_from_cache(self) -> bool:
+        """Consume one ``serve_from_cache``."""
+        with self._lock:
+            if self._from_cache > 0:
+                self._from_cache -= 1
+                return True
+            return False
 
     def take_task_expired(self) -> bool:
         """Consume one ``task_expired_before_complete``."""

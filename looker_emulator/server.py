@@ -45,7 +45,14 @@ API_USER_ID = "1"
 #: Result bodies are sent in HTTP chunks of about this size, or after this long.
 CHUNK_BYTES = 32 * 1024
 CHUNK_SECONDS = 0.05
-TOO_MANY = "Too many concurrent queries for this user (limit {}). Please try again later."
+#: How often an inline run waiting in the per-user queue looks for a free slot.
+QUEUE_POLL = 0.02
+#: What a query dropped from the per-user queue reports. Looker documents the drop ("Query
+#: Timeouts and Queueing": after 600 s in the queue) but not its message: this text is a guess.
+DROPPED = (
+    "Query was dropped from the queue: it waited {:.0f} seconds for one of this user's "
+    "{} query slots (per-user query limit)."
+)
 
 
 @dataclass
@@ -82,6 +89,15 @@ class _Task:
     killed: bool = False
     look_id: str | None = None
     dashboard_id: str | None = None
+    #: When the task got one of its user's query slots (None while it waits in the queue).
+    started: float | None = None
+    #: Seconds it runs once started (``ready_at`` is ``started + run_seconds``).
+    run_seconds: float = 0.0
+    #: Seconds it reports ``expired`` after it ran (``Faults.expire_tasks``).
+    expired_for: float = 0.0
+    from_cache: bool = False
+    #: Looker dropped it from the per-user queue (it waited past ``queue_timeout``).
+    dropped: bool = False
 
 
 @dataclass
@@ -483,7 +499,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _run(self, body: dict[str, Any], fmt: str, *, limit_param: bool = True) -> None:
         emu = self.emu
         compiled = emu._compile(body, self.query.get("limit") if limit_param else None)
-        with emu._slot(self.user_id or API_USER_ID, body) as running:
+        try:
+            slot = emu._slot(self.user_id or API_USER_ID, body)
+        except QueueDroppedError as exc:  # reported as a query error, as a database's would be
+            ctype, payload = formats.error_body(fmt, compiled, str(exc))
+            self._send_bytes(200, ctype, payload)
+            return
+        with slot as running:
             error, malform, slow = emu.faults.start_query_run()
             delay = emu.faults.query_latency + slow
             if delay > 0 and running.kill.wait(delay):
@@ -658,6 +680,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(self._fields(d["dashboard_elements"]))
 
 
+class QueueDroppedError(Exception):
+    """An inline run waited past the queue timeout for one of its user's query slots."""
+
+
 class _Slot:
     """Context manager holding one of a user's concurrent-query slots."""
 
@@ -711,6 +737,11 @@ class LookerEmulator:
         self._tokens: dict[str, _Token] = {}
         self._running: dict[str, _Running] = {}
         self.tasks: dict[str, _Task] = {}
+        #: Per user: the most query slots held at once, and the most queries sent and not
+        #: finished at once (queued ones included): what the concurrency tests read.
+        self.peak_running: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
+        self._queued_inline: dict[str, int] = {}
         self._now: datetime | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -907,45 +938,123 @@ class LookerEmulator:
             "url": f"{self.base_url}/api/4.0/users/{API_USER_ID}",
         }
 
+    # ------------------------------------------------------------ the per-user query queue
+    #
+    # Looker runs at most `concurrency_limit` (15) queries per user at once; further queries
+    # wait in a queue, first come first served, and are dropped after `queue_timeout` (600 s)
+    # there ("Query Timeouts and Queueing"). A query task's time is simulated: `_advance`
+    # starts each queued task at the moment a slot frees (an earlier task's `ready_at`). An
+    # inline run holds its request until it gets a slot.
+
+    def _advance(self, now: float) -> None:
+        """Start (or drop) the queued tasks whose slot freed (or whose wait ran out) by `now`."""
+        limit = self.faults.concurrency_limit
+        timeout = self.faults.queue_timeout
+        with self._lock:
+            queued = sorted(
+                (x for x in self.tasks.values() if x.started is None and not x.dropped),
+                key=lambda x: x.created,
+            )
+            # First come, first served: no task starts before one queued ahead of it started.
+            floor: dict[str, float] = {}
+            for x in self.tasks.values():
+                if x.started is not None:
+                    floor[x.user_id] = max(floor.get(x.user_id, x.started), x.started)
+            for t in queued:
+                if t.killed:
+                    continue
+                at = max(t.created, floor.get(t.user_id, t.created))
+                ends = sorted(
+                    x.ready_at
+                    for x in self.tasks.values()
+                    if x.user_id == t.user_id
+                    and x.started is not None
+                    and not x.killed
+                    and x.started <= at < x.ready_at
+                )
+                inline = sum(1 for r in self._running.values() if r.user_id == t.user_id)
+                over = len(ends) + inline - limit
+                start = at if over < 0 else (ends[over] if over < len(ends) else float("inf"))
+                if start <= min(now, t.created + timeout):
+                    t.started = start
+                    t.ready_at = start + t.run_seconds
+                    floor[t.user_id] = start
+                    self._note_in_flight(t.user_id)
+                elif now >= t.created + timeout:
+                    t.dropped = True
+                    t.ready_at = t.created + timeout
+                    t.error = DROPPED.format(timeout, limit)
+                else:
+                    floor[t.user_id] = float("inf")  # it waits on: so do those behind it
+
     def _busy(self, user_id: str) -> int:
+        """The user's queries holding a slot now: inline runs and started, unfinished tasks."""
         now = time.monotonic()
-        sync = sum(1 for r in self._running.values() if r.user_id == user_id)
+        inline = sum(1 for r in self._running.values() if r.user_id == user_id)
         tasks = sum(
             1
             for t in self.tasks.values()
-            if t.user_id == user_id and not t.killed and t.ready_at > now
+            if t.user_id == user_id and t.started is not None and not t.killed and t.ready_at > now
         )
-        return sync + tasks
+        return inline + tasks
+
+    def _waiting(self, user_id: str) -> int:
+        return sum(
+            1
+            for t in self.tasks.values()
+            if t.user_id == user_id and t.started is None and not t.dropped and not t.killed
+        )
+
+    def _note_in_flight(self, user_id: str) -> None:
+        """Keep the peaks the tests read: slots held, and queries sent but not finished."""
+        running = self._busy(user_id)
+        self.peak_running[user_id] = max(self.peak_running.get(user_id, 0), running)
+        outstanding = running + self._waiting(user_id) + self._queued_inline.get(user_id, 0)
+        self.peak_in_flight[user_id] = max(self.peak_in_flight.get(user_id, 0), outstanding)
 
     def _slot(self, user_id: str, body: dict[str, Any]) -> _Slot:
+        """Wait in the user's queue for a query slot; raise `QueueDroppedError` past the timeout."""
+        arrived = time.monotonic()
         with self._lock:
-            if self._busy(user_id) >= self.faults.concurrency_limit:
-                raise ApiError(
-                    429,
-                    TOO_MANY.format(self.faults.concurrency_limit),
-                )
-            r = _Running(uuid.uuid4().hex, user_id, body, time.monotonic())
-            self._running[r.id] = r
-        return _Slot(self, r)
+            self._queued_inline[user_id] = self._queued_inline.get(user_id, 0) + 1
+            self._note_in_flight(user_id)
+        try:
+            while True:
+                now = time.monotonic()
+                self._advance(now)
+                with self._lock:
+                    free = self._busy(user_id) < self.faults.concurrency_limit
+                    if free and not self._waiting(user_id):
+                        r = _Running(uuid.uuid4().hex, user_id, body, now)
+                        self._running[r.id] = r
+                        self._queued_inline[user_id] -= 1
+                        arrived = -1.0  # counted as running now, no longer as queued
+                        self._note_in_flight(user_id)
+                        return _Slot(self, r)
+                waited = now - arrived
+                if waited >= self.faults.queue_timeout or self._server is None:
+                    limit = self.faults.concurrency_limit
+                    raise QueueDroppedError(DROPPED.format(waited, limit))
+                time.sleep(QUEUE_POLL)
+        finally:
+            if arrived >= 0:
+                with self._lock:
+                    self._queued_inline[user_id] -= 1
 
     def _create_task(
         self, query: dict[str, Any], fmt: str, user_id: str, body: dict[str, Any], limit: Any
     ) -> _Task:
         self._compile(content.runnable(query), limit)
+        now = time.monotonic()
+        self._advance(now)
         with self._lock:
-            if self._busy(user_id) >= self.faults.concurrency_limit:
-                raise ApiError(
-                    429,
-                    TOO_MANY.format(self.faults.concurrency_limit),
-                )
             error, malform, slow = self.faults.start_query_run()
-            now = time.monotonic()
             t = _Task(
                 uuid.uuid4().hex,
                 query,
                 fmt,
                 user_id,
-                now + self.faults.query_latency + slow,
+                float("inf"),
                 now,
                 body.get("source"),
                 limit,
@@ -954,18 +1063,29 @@ class LookerEmulator:
                 self.faults.take_task_expired(),
                 look_id=body.get("look_id"),
                 dashboard_id=body.get("dashboard_id"),
+                run_seconds=self.faults.query_latency + slow,
+                expired_for=self.faults.take_task_expiry(),
+                from_cache=self.faults.take_from_cache(),
             )
             self.tasks[t.id] = t
+            self._note_in_flight(user_id)
+        self._advance(now)
         return t
 
     def _task_status(self, t: _Task, *, consume: bool = True) -> str:
+        now = time.monotonic()
+        self._advance(now)
         if t.killed:
             return "killed"
-        if time.monotonic() < t.ready_at:
-            return "running"
-        if t.expired_pending:
-            if consume:
-                t.expired_pending = False
+        if t.dropped:
+            return "error"
+        if t.started is None or now < t.ready_at:
+            # Waiting in the user's queue reports `added` (the recordings' first status).
+            return "running" if t.started is not None else "added"
+        expired = now < t.ready_at + t.expired_for or t.expired_pending
+        if expired and not now < t.ready_at + t.expired_for and consume:
+            t.expired_pending = False
+        if expired:
             return "expired"
         return "error" if t.error is not None else "complete"
 
@@ -988,7 +1108,7 @@ class LookerEmulator:
             "source": t.source,
             "runtime": round(max(0.0, t.ready_at - t.created), 3) if done else None,
             "rebuild_pdts": False,
-            "result_source": "query" if done else None,
+            "result_source": ("cache" if t.from_cache else "query") if done else None,
             "look_id": t.look_id,
             "dashboard_id": t.dashboard_id,
             "result_format": t.result_format,
@@ -1004,7 +1124,7 @@ class LookerEmulator:
             items += [
                 (t.id, t.user_id, t.created, t.query)
                 for t in self.tasks.values()
-                if not t.killed and t.ready_at > now
+                if not t.killed and t.started is not None and t.ready_at > now
             ]
         for rid, uid, started, q in items:
             out.append(

@@ -7,6 +7,7 @@ class it raises. Whoever reads a window then only asks `isinstance(exc, Retriabl
 
 from __future__ import annotations
 
+import re
 import threading
 import typing as t
 
@@ -72,6 +73,26 @@ class MalformedAnswerError(LookerError, FatalError):
 
 class LookerQueryError(FatalError):
     """Looker ran the query and reported an error: a `looker_error` row, a failed task."""
+
+
+class QueryDroppedError(RetriableError):
+    """Looker dropped the query from its per-user queue before it ran: sent again, it may run.
+
+    Past 15 running queries per user, Looker queues further queries and drops those that wait
+    over 600 s ("Query Timeouts and Queueing"). The error text of a dropped query is not
+    documented, so a query error whose message speaks of Looker's queue is taken as one.
+    """
+
+
+#: What marks a query error as a drop from Looker's queue (see `QueryDroppedError`).
+_DROPPED = re.compile(r"\bqueue(?:d|s)?\b", re.IGNORECASE)
+
+
+def query_error(message: str) -> LookerQueryError | QueryDroppedError:
+    """The error for a query Looker reported as failed: final, unless it was dropped unrun."""
+    if _DROPPED.search(message):
+        return QueryDroppedError(f"{message} (dropped from Looker's per-user queue: retried)")
+    return LookerQueryError(message)
 
 
 class QueryTimeoutError(TapLookerError):

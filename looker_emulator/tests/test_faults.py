@@ -12,6 +12,7 @@ from looker_sdk import error as sdk_error
 from looker_sdk import models40 as m
 
 from looker_emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, LookerEmulator
+from looker_emulator.server import API_USER_ID as API_USER
 from looker_emulator.tests.test_sdk import make_sdk
 
 QUERY = {
@@ -251,37 +252,86 @@ def test_explore_404(client) -> None:
     assert client.run().status_code == 200  # queries still run
 
 
-def test_concurrency_limit_tasks_and_sync(client) -> None:
+def wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_past_the_per_user_limit_tasks_queue_and_start_as_slots_free(client) -> None:
     f = client.emu.faults
-    f.query_latency = 30
-    for _ in range(15):
-        client.task()
-    qid = client.post("/queries", QUERY).json()["id"]
-    r = client.post("/query_tasks", {"query_id": qid, "result_format": "json"})
-    assert r.status_code == 429
-    assert r.headers["Retry-After"] == "1"
-    assert "concurrent" in r.json()["message"]
-    r = client.run()
-    assert r.status_code == 429
-    for t in client.get("/running_queries").json():
-        client.delete(f"/running_queries/{t['id']}")
-    f.query_latency = 0
-    assert client.run().status_code == 200
+    f.concurrency_limit = 2
+    f.query_latency = 0.4
+    first, second, third = client.task(), client.task(), client.task()
+    assert client.get(f"/query_tasks/{third}").json()["status"] == "added"  # queued
+    assert len(client.get("/running_queries").json()) == 2
+    wait_for(lambda: client.get(f"/query_tasks/{third}").json()["status"] == "running")
+    for tid in (first, second, third):
+        wait_for(lambda tid=tid: client.get(f"/query_tasks/{tid}").json()["status"] == "complete")
+        assert len(client.get(f"/query_tasks/{tid}/results").json()) == 100
+    assert client.emu.peak_running[API_USER] == 2
+    assert client.emu.peak_in_flight[API_USER] == 3
 
 
-def test_concurrency_limit_counts_streaming_sync_runs(client) -> None:
+def test_a_queued_task_is_dropped_after_the_queue_timeout(client) -> None:
     f = client.emu.faults
     f.concurrency_limit = 1
+    f.queue_timeout = 0.3
+    f.query_latency = 1.0
+    first, second = client.task(), client.task()
+    wait_for(lambda: client.get(f"/query_tasks/{second}").json()["status"] == "error")
+    assert "dropped from the queue" in client.get(f"/query_tasks/{second}/results").text
+    assert client.get(f"/query_tasks/{first}").json()["status"] == "running"
+    wait_for(lambda: client.get(f"/query_tasks/{first}").json()["status"] == "complete")
+
+
+def test_an_inline_run_waits_in_the_queue_for_a_slot(client) -> None:
+    f = client.emu.faults
+    f.concurrency_limit = 1
+    f.slow_query(0.5)
+    t = threading.Thread(target=client.run)
+    t.start()
+    wait_for(lambda: bool(client.get("/running_queries").json()))
+    started = time.monotonic()
+    r = client.run()
+    assert r.status_code == 200
+    assert len(r.json()) == 100
+    assert time.monotonic() - started > 0.2  # it waited for the first run's slot
+    t.join(10)
+    assert client.emu.peak_running[API_USER] == 1
+    assert client.emu.peak_in_flight[API_USER] == 2
+
+
+def test_an_inline_run_dropped_from_the_queue_answers_a_looker_error(client) -> None:
+    f = client.emu.faults
+    f.concurrency_limit = 1
+    f.queue_timeout = 0.2
     f.slow_query(1.0)
     t = threading.Thread(target=client.run)
     t.start()
-    deadline = time.monotonic() + 5
-    while not client.get("/running_queries").json():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    assert client.run().status_code == 429
+    wait_for(lambda: bool(client.get("/running_queries").json()))
+    r = client.run()
+    assert r.status_code == 200
+    [row] = r.json()
+    assert "dropped from the queue" in row["looker_error"]
     t.join(10)
-    assert client.run().status_code == 200
+
+
+def test_a_task_reports_expired_for_a_while_then_completes(client) -> None:
+    client.emu.faults.expire_tasks(0.4)
+    tid = client.task()
+    assert client.get(f"/query_tasks/{tid}").json()["status"] == "expired"
+    wait_for(lambda: client.get(f"/query_tasks/{tid}").json()["status"] == "complete")
+    assert len(client.get(f"/query_tasks/{tid}/results").json()) == 100
+    assert client.get(f"/query_tasks/{client.task()}").json()["status"] == "complete"
+
+
+def test_a_task_served_from_cache_says_so(client) -> None:
+    client.emu.faults.serve_from_cache()
+    cached, fresh = client.task(), client.task()
+    assert client.get(f"/query_tasks/{cached}").json()["result_source"] == "cache"
+    assert client.get(f"/query_tasks/{fresh}").json()["result_source"] == "query"
 
 
 def test_reset_clears_everything(client) -> None:

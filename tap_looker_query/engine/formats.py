@@ -16,7 +16,7 @@ import typing as t
 
 import msgspec
 
-from tap_looker_query.errors import LookerQueryError, ResultError, TruncatedResultError
+from tap_looker_query.errors import ResultError, TruncatedResultError, query_error
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -144,7 +144,7 @@ def _check_rows(rows: list[t.Any], *, first: bool) -> None:
     """A batch must hold row objects, and the first row must not be Looker's error."""
     if first and isinstance(rows[0], dict) and "looker_error" in rows[0]:
         msg = f"Looker reported an error: {rows[0]['looker_error']}"
-        raise LookerQueryError(msg)
+        raise query_error(msg)
     # Typed rows (Structs) were checked while decoding; anything else must be objects.
     if not isinstance(rows[0], msgspec.Struct) and not all(type(row) is dict for row in rows):
         bad = next(row for row in rows if type(row) is not dict)
@@ -192,7 +192,8 @@ def iter_json_batches(
     Structs when they fit; anything it could not type comes back as dicts).
 
     Raises:
-        LookerQueryError: the body is Looker's `[{"looker_error": ...}]`.
+        LookerQueryError: the body is Looker's `[{"looker_error": ...}]` (`QueryDroppedError`
+            when it says Looker dropped the query from its queue).
         TruncatedResultError: the body ended before the closing `]`.
         ResultError: the body is empty, HTML, or not a JSON array of objects.
     """
@@ -258,7 +259,7 @@ def _check_csv_start(head: bytes) -> None:
     stripped = head.lstrip()
     if stripped.startswith((b"[", b"{")) and b"looker_error" in head:
         msg = f"Looker reported an error: {snippet(head)}"
-        raise LookerQueryError(msg)
+        raise query_error(msg)
     if stripped[:1] == b"<":
         msg = f"Looker returned an HTML page instead of CSV: {snippet(head)}"
         raise ResultError(msg)
@@ -281,7 +282,7 @@ def iter_csv_rows(stream: Readable, fields: Sequence[str]) -> Iterator[dict[str,
     Every value is text; empty cells are None (the type conversion parses the rest).
 
     Raises:
-        LookerQueryError: the body is a looker_error.
+        LookerQueryError: the body is a looker_error (`QueryDroppedError`: dropped unrun).
         TruncatedResultError: the last line has no newline (the body was cut off).
         ResultError: empty body, or the header does not have one column per field.
     """

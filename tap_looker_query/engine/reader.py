@@ -17,7 +17,7 @@ import threading
 import time
 import typing as t
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tap_looker_query.engine.plan import ONE_SECOND, Window, floor_second, parse_instant
 from tap_looker_query.errors import (
@@ -178,13 +178,14 @@ class WindowReader:
         """The query of one window: the spec's filters and the window's on the datetime field."""
         spec = self.spec
         field = t.cast("str", spec.datetime_field)
-        return spec.body(
+        body = spec.body(
             filters={**spec.filters, field: window.filter_expression(self.tz)},
             limit=limit,
             sorts=spec.sorts_by_datetime,
             query_timezone=self.tz_name,
             client_id=own_client_id(),
         )
+        return replace(body, label=f"{body.label}, window {window.describe(self.tz)}")
 
     def fetch(self, window: Window, limit: int | None = None) -> Pending:
         """Start the query of `window` (with the window limit unless told otherwise)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,6 +23,8 @@ class QueryBody:
     query_timezone: str
     filter_expression: str | None = None
     client_id: str | None = None
+    #: How logs name this query (its spec and window); never sent to Looker.
+    label: str = field(default="", compare=False)
 
     def as_json(self) -> dict[str, t.Any]:
         """The request body; `limit` is a string in Looker's API."""

@@ -20,6 +20,7 @@ from tap_looker_query.errors import (
     LookerQueryError,
     LookerUnavailableError,
     QueryTimeoutError,
+    query_error,
     raise_if_stopped,
 )
 from tap_looker_query.looker.transport import USER_AGENT, iter_body, snippet_of
@@ -99,7 +100,7 @@ class QueryRuns:
         """
         task_id = self._start_task(body, result_format)
         started = time.monotonic()
-        status = self._wait(task_id, started)
+        status, source = self._wait(task_id, started)
         if status == "expired":
             self._logger.warning(
                 "Looker query task %s was still 'expired' after %.0f s; creating it anew",
@@ -109,13 +110,24 @@ class QueryRuns:
             first = task_id
             task_id = self._start_task(body, result_format)
             started = time.monotonic()
-            if self._wait(task_id, started) == "expired":
+            status, source = self._wait(task_id, started)
+            if status == "expired":
                 msg = (
                     f"Looker query tasks {first} and {task_id} both stayed 'expired' for "
                     f"query_timeout ({self._settings.query_timeout:.0f} s); Looker's last "
                     "answer: status 'expired'"
                 )
                 raise LookerQueryError(msg)
+        if source and "cache" in source.lower():
+            # Asked with cache=false, yet Looker may answer from its cache (a 2022 recording;
+            # System Activity without Elite System Activity keeps a 12-hour cache).
+            self._logger.info(
+                "%s: Looker answered from its cache (query task %s, result_source %r) although "
+                "the tap asked for fresh results",
+                body.label or "a query",
+                task_id,
+                source,
+            )
         return self._results(task_id, started)
 
     def _start_task(self, body: QueryBody, result_format: str) -> str:
@@ -134,8 +146,12 @@ class QueryRuns:
         ).json()
         return str(task["id"])
 
-    def _wait(self, task_id: str, started: float) -> str:
-        """Poll the task with backoff: `complete`, or `expired` when it stayed so until the end.
+    def _wait(self, task_id: str, started: float) -> tuple[str, str | None]:
+        """Poll the task with backoff until `complete`, or `expired` when it stayed so to the end.
+
+        Returns the last status and the task's `result_source` (`query`, or `cache`).
+        A task waiting in Looker's per-user queue reports `added`: it is polled on like one
+        that runs (the queue is normal; `query_timeout` bounds the whole wait).
 
         Raises:
             QueryTimeoutError: still running at `query_timeout` (the task is killed).
@@ -145,19 +161,20 @@ class QueryRuns:
         status = ""
         while time.monotonic() - started <= self._settings.query_timeout:
             answer = self._client.api(
-                "GET", f"/query_tasks/{task_id}", params={"fields": "id,status"}
-            )
-            status = str(answer.json()["status"])
+                "GET", f"/query_tasks/{task_id}", params={"fields": "id,status,result_source"}
+            ).json()
+            status = str(answer["status"])
             if status == "complete":
-                return status
+                source = answer.get("result_source")
+                return status, None if source is None else str(source)
             if status in {"error", "killed", "failure"}:
-                raise LookerQueryError(self._task_error(task_id, status))
+                raise query_error(self._task_error(task_id, status))
             if self._stop.wait(wait):  # the run is stopping: the task must not run on
                 self._kill(task_id)
                 raise_if_stopped(self._stop)
             wait = min(wait * 1.5, 5.0)
         if status == "expired":
-            return status
+            return status, None
         self._kill(task_id)
         msg = (
             f"the query ran longer than query_timeout ({self._settings.query_timeout:.0f} s); "

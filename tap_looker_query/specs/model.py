@@ -207,6 +207,7 @@ class QuerySpec:
             query_timezone=query_timezone,
             filter_expression=self.filter_expression,
             client_id=client_id,
+            label=self.label,
         )
 
 

@@ -191,15 +191,6 @@ def test_rows_that_do_not_match_the_schema_fail_the_window(looker_emulator, kind
     assert_resumes_completely(first, looker_emulator, config(looker_emulator))
 
 
-def test_the_concurrency_limit_429s_back_off(looker_emulator):
-    looker_emulator.faults.concurrency_limit = 2
-    looker_emulator.faults.query_latency = 0.05
-    # The emulator's Retry-After (1 s) is honoured up to max_retry_wait, so allow that wait.
-    run = run_tap(config(looker_emulator, max_concurrent_queries=8, max_retry_wait=5))
-    assert_complete(run, looker_emulator)
-    assert any(r.status == 429 for r in looker_emulator.requests)
-
-
 def test_a_failing_stream_stops_and_the_others_run(looker_emulator):
     broken = history_spec(
         name="history_csv", metadata={"datetime": "history.created_time", "result_format": "csv"}

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_looker_query.engine.formats import iter_csv_rows, iter_json_batches
-from tap_looker_query.errors import LookerQueryError, ResultError, TruncatedResultError
+from tap_looker_query.errors import (
+    LookerQueryError,
+    QueryDroppedError,
+    ResultError,
+    RetriableError,
+    TruncatedResultError,
+    query_error,
+)
 
 FIELDS = ["v.id", "v.name"]
 
@@ -59,6 +66,7 @@ def test_json_rows():
     ("body", "error", "text"),
     [
         (b'[{"looker_error": "Table not found"}]', LookerQueryError, "Table not found"),
+        (b'[{"looker_error": "Query was dropped from the queue"}]', QueryDroppedError, "queue"),
         (b"", ResultError, "empty body"),
         (b"<html><body>502 Bad Gateway</body></html>", ResultError, "non-JSON body"),
         (b'[{"v.id": 1}, {"v.id": 2, "v.na', TruncatedResultError, "ended early"),
@@ -83,6 +91,7 @@ def test_csv_maps_columns_by_position_and_keeps_quoting():
         (b"ID\n1\n", ResultError, "1 columns for 2 fields"),
         (b"", ResultError, "empty body"),
         (b'[{"looker_error": "boom"}]', LookerQueryError, "boom"),
+        (b'[{"looker_error": "timed out while queued"}]', QueryDroppedError, "queued"),
         (b"<html>oops</html>", ResultError, "HTML page"),
     ],
 )
@@ -138,3 +147,17 @@ def test_a_row_full_of_braces_larger_than_a_read():
 
 def json_rows_with_step(body, step):
     return list(iter_json_rows(Trickle(body, step)))
+
+
+@pytest.mark.parametrize(
+    ("message", "retriable"),
+    [
+        ("Query was dropped from the queue after 600 seconds", True),
+        ("Timed out waiting in the per-user Queue", True),
+        ("queued too long", True),
+        ("Table 'history' is locked", False),
+        ("Unknown column 'queueing_time'", False),  # a word that only contains 'queue'
+    ],
+)
+def test_only_a_query_dropped_from_lookers_queue_is_worth_another_try(message, retriable):
+    assert isinstance(query_error(message), RetriableError) is retriable
