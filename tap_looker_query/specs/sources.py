@@ -177,10 +177,19 @@ def _listened_filters(
     listened: dict[str, str] = {}
     maker = _object_at(element, "result_maker", where)
     for filterable in _objects_at(maker, "filterables", where):
-        for listen in _objects_at(filterable, "listen", where):
-            value = defaults.get(str(listen.get("dashboard_filter_name")))
-            if value not in (None, "") and listen.get("field"):
-                listened[str(listen["field"])] = str(value)
+        listened.update(_filterable_listens(filterable, defaults, where))
+    return listened
+
+
+def _filterable_listens(
+    filterable: Mapping[str, t.Any], defaults: Mapping[str, t.Any], where: str
+) -> dict[str, str]:
+    """Field -> the default value of each dashboard filter one filterable listens to."""
+    listened: dict[str, str] = {}
+    for listen in _objects_at(filterable, "listen", where):
+        value = defaults.get(str(listen.get("dashboard_filter_name")))
+        if value not in (None, "") and listen.get("field"):
+            listened[str(listen["field"])] = str(value)
     return listened
 
 
@@ -217,8 +226,8 @@ def dashboard_specs(
         )
         where = f"dashboard {saved.ref} tile '{title}'"
         merge_id = merge_id_of(element, where)
-        query, why_not = (None, "") if merge_id else _tile_query(element, where)
-        if query is None and not merge_id:
+        query, why_not = _tile_query(element, where) if merge_id is None else ({}, "")
+        if query is None:
             result.notes.append(f"{where}: {why_not}")
             continue
         base = f"{saved.name}_{_tile_slug(title)}"
@@ -232,9 +241,7 @@ def dashboard_specs(
             spec, found = merged_tile_spec(Tile(tile, where, element, defaults), merge_id, content)
         else:
             listened = _listened_filters(element, defaults, where)
-            spec, found = saved_query_spec(
-                tile, t.cast("Mapping[str, t.Any]", query), where, name=name, extra_filters=listened
-            )
+            spec, found = saved_query_spec(tile, query, where, name=name, extra_filters=listened)
         result.problems += found
         if spec is not None:
             result.specs.append(spec)
@@ -298,12 +305,7 @@ def _source_listens(
         filterable = by_name.get(str(name)) if name else None
         if filterable is None and len(filterables) == len(sources):
             filterable = filterables[position]
-        listened: dict[str, str] = {}
-        for listen in _objects_at(filterable or {}, "listen", where):
-            value = defaults.get(str(listen.get("dashboard_filter_name")))
-            if value not in (None, "") and listen.get("field"):
-                listened[str(listen["field"])] = str(value)
-        listens.append(listened)
+        listens.append(_filterable_listens(filterable or {}, defaults, where))
     return listens
 
 

@@ -155,9 +155,7 @@ def test_test_checks_a_merged_tile_and_reports_one_it_cannot_reproduce(looker_em
     assert "query 'rr_return_rate' (dashboard 4 tile 'Return rate')" in bad.stderr
 
 
-def test_an_incremental_merged_tile_reads_windows_and_splits_at_the_limit(
-    looker_emulator, caplog
-):
+def test_an_incremental_merged_tile_reads_windows_and_splits_at_the_limit(looker_emulator, caplog):
     spec = {
         "name": "orders",
         "dashboard_id": 5,
