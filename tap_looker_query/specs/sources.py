@@ -150,6 +150,10 @@ def _tile_slug(title: str) -> str:
     return slug or "tile"
 
 
+def _tile_title(element: Mapping[str, t.Any]) -> str:
+    return str(element.get("title") or element.get("title_text") or f"tile {element.get('id')}")
+
+
 def _tile_query(element: Mapping[str, t.Any], where: str) -> tuple[Mapping[str, t.Any] | None, str]:
     """A tile's query, or None and why it has none that can run as one Looker query.
 
@@ -221,9 +225,7 @@ def dashboard_specs(
     overrides = {key: value for key, value in saved.overrides.items() if key not in unknown}
     used: set[str] = set()
     for element in elements:
-        title = str(
-            element.get("title") or element.get("title_text") or f"tile {element.get('id')}"
-        )
+        title = _tile_title(element)
         where = f"dashboard {saved.ref} tile '{title}'"
         merge_id = merge_id_of(element, where)
         query, why_not = _tile_query(element, where) if merge_id is None else ({}, "")
@@ -451,7 +453,7 @@ def _dashboard(client: ContentClient, saved: SavedSpec) -> Resolved:
     dashboard, elements = client.dashboard(saved.ref)
     merges: dict[str, MergeContent | str] = {}
     for element in elements:
-        merge_id = merge_id_of(element, f"dashboard {saved.ref} tile {element.get('id')}")
+        merge_id = merge_id_of(element, f"dashboard {saved.ref} tile '{_tile_title(element)}'")
         if merge_id and merge_id not in merges:
             merges[merge_id] = read_merge(client, merge_id)
     return dashboard_specs(saved, dashboard, elements, merges)
