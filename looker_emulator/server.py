@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-from looker_emulator import content, formats
+from looker_emulator import content, formats, merge
 from looker_emulator.datasets import build_models, master_database
 from looker_emulator.datasets.synthetic import SyntheticSource
 from looker_emulator.engine import (
@@ -151,6 +151,7 @@ ROUTES = [
     _route("GET", "/query_tasks/:task_id/results", "task_results", result=True),
     _route("GET", "/running_queries", "running_queries"),
     _route("DELETE", "/running_queries/:query_task_id", "kill_query"),
+    _route("GET", "/merge_queries/:merge_query_id", "merge_query"),
     _route("GET", "/looks/:look_id", "get_look"),
     _route("GET", "/looks/:look_id/run/:result_format", "run_look", result=True),
     _route("GET", "/dashboards/:dashboard_id", "get_dashboard"),
@@ -673,6 +674,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "Not found")
         self._send_json(self._fields(d))
 
+    def h_merge_query(self, merge_query_id: str) -> None:
+        found = self.emu.merge_queries.get(merge_query_id)
+        if found is None:
+            raise ApiError(404, "Not found")
+        self._send_json(self._fields(found))
+
     def h_dashboard_elements(self, dashboard_id: str) -> None:
         d = self.emu.dashboards.get(dashboard_id)
         if d is None:
@@ -749,6 +756,7 @@ class LookerEmulator:
         self.queries = content.QueryStore("")
         self.looks: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}
+        self.merge_queries: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -807,6 +815,12 @@ class LookerEmulator:
         self.dashboards = {}
         if "system__activity" in self.models and "thelook" in self.models:
             self.dashboards = content.dashboard_objects(self.queries, self.looks, self.base_url)
+            self.merge_queries = merge.merge_queries(self.queries)
+            self.dashboards.update(
+                merge.merge_dashboards(
+                    self.queries, self.merge_queries, self.dashboards["1"], self.base_url
+                )
+            )
 
     # ------------------------------------------------------------ public helpers
 

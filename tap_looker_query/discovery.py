@@ -17,6 +17,7 @@ from tap_looker_query.schema import (
     kind_of,
     property_schema,
 )
+from tap_looker_query.specs.merge import MergedSpec
 from tap_looker_query.specs.parse import suggestion
 
 if t.TYPE_CHECKING:
@@ -154,15 +155,42 @@ class Discovery:
         problems: list[str] = []
         schemas: dict[str, Schema] = {}
         for spec in specs:
-            fields, found = self._fields(spec)
-            found = found or check_against_explore(spec, fields)
-            if found:
-                problems.extend(found)
-                continue
-            schemas[spec.name] = schema_for(spec, fields, self._logger)
+            schema, found = self._schema(spec)
+            if isinstance(spec, MergedSpec):
+                schema, found = self._merged_schema(spec, schema, found)
+            problems.extend(found)
+            if schema is not None:
+                schemas[spec.name] = schema
         if problems:
             raise SpecError(problems)
         return schemas
+
+    def _schema(self, spec: QuerySpec) -> tuple[Schema | None, list[str]]:
+        """The schema of one query's fields, or the problems with its fields."""
+        if isinstance(spec, MergedSpec) and spec.refusal:
+            return None, []
+        fields, found = self._fields(spec)
+        found = found or check_against_explore(spec, fields)
+        return (None, found) if found else (schema_for(spec, fields, self._logger), [])
+
+    def _merged_schema(
+        self, spec: MergedSpec, schema: Schema | None, problems: list[str]
+    ) -> tuple[Schema | None, list[str]]:
+        """A merged tile's schema: its primary query's properties, then each added query's.
+
+        A merge the tap cannot reproduce gets a schema without properties: its stream fails
+        with the reason when it syncs, and the others go on.
+        """
+        if spec.refusal:
+            self._logger.warning("%s; its stream will fail", spec.refusal)
+            return {"type": "object", "properties": {}}, []
+        for source in spec.sources:
+            own, found = self._schema(source.spec)
+            problems = problems + found
+            if own is not None and schema is not None:
+                for prop, merged in source.columns:
+                    schema["properties"][merged] = own["properties"][prop]
+        return (None if problems else schema), problems
 
     def _fields(self, spec: QuerySpec) -> tuple[dict[str, LookerField], list[str]]:
         """Fields of a spec's explore (one call per explore), or the problems finding it."""

@@ -16,12 +16,14 @@ from singer_sdk import Stream
 from singer_sdk.exceptions import InvalidStreamSortException
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_looker_query.engine.merge import MergeReader, merge_reader
 from tap_looker_query.engine.plan import Window, parse_instant, plan_windows, start_of
 from tap_looker_query.engine.reader import WindowDone, WindowReader
 from tap_looker_query.engine.records import RecordBuilder
 from tap_looker_query.errors import StreamFailedError, TapLookerError
 from tap_looker_query.progress import Progress
-from tap_looker_query.schema import kind_from_schema
+from tap_looker_query.schema import Kind, kind_from_schema
+from tap_looker_query.specs.merge import MergedSpec, check_reproducible, expected_properties
 from tap_looker_query.system_activity import HISTORY_RETENTION_DAYS, is_history
 
 if sys.version_info >= (3, 12):
@@ -59,7 +61,7 @@ class QueryStream(Stream):
         self._backfill = spec.is_manual_backfill
         self.progress = Progress(spec.name, self.logger, run.settings.tz)
         self._warm: tuple[list[Window], deque[tuple[Window, Pending]]] | None = None
-        self._reader: WindowReader | None = None
+        self._reader: WindowReader | MergeReader | None = None
         #: Rows before this instant are re-read (lookback) and never move the bookmark.
         self._floor: dt.datetime | None = None
         #: Set when the SDK found rows out of order; the stream stops at the next batch.
@@ -87,7 +89,7 @@ class QueryStream(Stream):
     # The engine
 
     @property
-    def reader(self) -> WindowReader:
+    def reader(self) -> WindowReader | MergeReader:
         """The window reader of this stream (its record converters are built once, ~1 ms)."""
         if self._reader is None:
             properties = self.schema.get("properties", {})
@@ -96,20 +98,33 @@ class QueryStream(Stream):
                 for name, prop in self.spec.properties
                 if prop in properties
             ]
-            settings = self.run.settings
-            builder = RecordBuilder(plan, settings.tz)
-            self._reader = WindowReader(
-                self.spec,
-                start=self.run.prefetcher.starter(self.spec.result_format, builder),
-                builder=builder,
-                tz=settings.tz,
-                tz_name=settings.query_timezone,
-                max_retries=settings.max_retries,
-                progress=self.progress,
-                logger=self.logger,
-                stop=self.run.stopping,
-            )
+            self._reader = self._window_reader(self.spec, plan, self.progress)
+            if isinstance(self.spec, MergedSpec):
+                self._reader = merge_reader(self.spec, self._reader, properties, self._added_reader)
         return self._reader
+
+    def _added_reader(self, spec: QuerySpec, plan: list[tuple[str, str, Kind]]) -> WindowReader:
+        """A reader of an added query of a merged tile (its rows are counted on their own)."""
+        progress = Progress(spec.name, self.logger, self.run.settings.tz)
+        return self._window_reader(spec, plan, progress)
+
+    def _window_reader(
+        self, spec: QuerySpec, plan: list[tuple[str, str, Kind]], progress: Progress
+    ) -> WindowReader:
+        """A reader of `spec`'s queries whose rows become records of `plan`."""
+        settings = self.run.settings
+        builder = RecordBuilder(plan, settings.tz)
+        return WindowReader(
+            spec,
+            start=self.run.prefetcher.starter(spec.result_format, builder),
+            builder=builder,
+            tz=settings.tz,
+            tz_name=settings.query_timezone,
+            max_retries=settings.max_retries,
+            progress=progress,
+            logger=self.logger,
+            stop=self.run.stopping,
+        )
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
@@ -120,6 +135,7 @@ class QueryStream(Stream):
         """
         self.progress.restart()
         try:
+            check_reproducible(self.spec)
             self._check_catalog_matches_spec()
             if self.spec.is_incremental and not self.spec.is_manual_backfill:
                 yield from self._incremental(context)
@@ -135,7 +151,7 @@ class QueryStream(Stream):
 
     def _check_catalog_matches_spec(self) -> None:
         """A Look or tile whose fields changed since discovery is reported, not reshaped."""
-        wanted = [prop for _name, prop in self.spec.properties]
+        wanted = expected_properties(self.spec)
         known = list(self.schema.get("properties", {}))
         if set(wanted) == set(known):
             return

@@ -24,6 +24,7 @@ from tap_looker_query.discovery import Discovery
 from tap_looker_query.errors import LoginError, LookerError, SpecError, TerminatedError
 from tap_looker_query.run import Run
 from tap_looker_query.settings import CONFIG_SCHEMA, Settings
+from tap_looker_query.specs.merge import refusal_of
 from tap_looker_query.specs.parse import parse_specs
 from tap_looker_query.specs.sources import resolve
 from tap_looker_query.stream import QueryStream
@@ -200,9 +201,14 @@ class TapLookerQuery(Tap):
             who = client.check_connection()
         self.logger.info("Connected to %s as %s", client.settings.base_url, who)
         schemas = self._discover_schemas(self.specs)
+        refused = {spec.name: refusal_of(spec) for spec in self.specs if refusal_of(spec)}
         for name, schema in schemas.items():
-            self.logger.info("%s: OK (%d fields)", name, len(schema["properties"]))
+            if name not in refused:
+                self.logger.info("%s: OK (%d fields)", name, len(schema["properties"]))
         self.close()
+        if refused:
+            msg = "Streams that cannot be extracted"
+            raise ConfigValidationError(msg, errors=[str(text) for text in refused.values()])
 
     @classmethod
     @override

@@ -153,10 +153,21 @@ def test_json_bi(schemas, api) -> None:
 def test_looks_dashboards_elements(schemas, api) -> None:
     for look_id in ("1", "2"):
         check(schemas, "LookWithQuery", api.get(f"/looks/{look_id}").json())
-    for dash_id in ("1", "2"):
+    for dash_id in ("1", "2", "3", "4", "5"):
         check(schemas, "Dashboard", api.get(f"/dashboards/{dash_id}").json())
         for el in api.get(f"/dashboards/{dash_id}/dashboard_elements").json():
             check(schemas, "DashboardElement", el)
+
+
+def test_merge_queries(schemas, api, looker_emulator_session) -> None:
+    merges = looker_emulator_session.merge_queries
+    assert merges
+    for merge_id in merges:
+        merge = api.get(f"/merge_queries/{merge_id}").json()
+        check(schemas, "MergeQuery", merge)
+        for source in merge["source_queries"]:
+            check(schemas, "Query", api.get(f"/queries/{source['query_id']}").json())
+    assert api.get("/merge_queries/999").status_code == 404
 
 
 def test_user_and_versions(schemas, api) -> None:

@@ -406,7 +406,7 @@ class WindowReader:
             self.logger.warning(
                 "%s: the query returned exactly its limit of %d rows; the result may be "
                 "truncated. Raise 'limit' or set it to -1 for all rows.",
-                self.name,
+                self.spec.label,
                 limit,
             )
 

@@ -313,6 +313,10 @@ class LookerClient:
                 raise MalformedAnswerError(msg)
         return dashboard, elements
 
+    def merge_query(self, merge_query_id: str) -> dict[str, t.Any]:
+        """A merge query, the definition of a merged-results tile (`GET /merge_queries/{id}`)."""
+        return self._object(f"/merge_queries/{quote(merge_query_id)}")
+
     # Query runs
 
     def run_url(self, result_format: str) -> str:

@@ -8,6 +8,7 @@ spec) and notes on what it skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing as t
 from dataclasses import dataclass, field
@@ -22,6 +23,16 @@ from tap_looker_query.errors import (
     SpecError,
 )
 from tap_looker_query.looker.transport import json_kind
+from tap_looker_query.specs.merge import (
+    MERGE_SOURCE_LIMIT,
+    MergedSpec,
+    MergeSource,
+    merge_limit,
+    merge_refusals,
+    merged_columns,
+    pair_refusals,
+    source_refusals,
+)
 from tap_looker_query.specs.model import QuerySpec, SavedKind, SavedSpec
 from tap_looker_query.specs.parse import duplicate_names, parse_inline
 
@@ -46,6 +57,10 @@ class ContentClient(t.Protocol):
 
     def dashboard(self, dashboard_id: str) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
         """A dashboard and its elements."""
+        ...
+
+    def merge_query(self, merge_query_id: str) -> dict[str, t.Any]:
+        """A merge query (merged results) by id."""
         ...
 
 
@@ -135,6 +150,10 @@ def _tile_slug(title: str) -> str:
     return slug or "tile"
 
 
+def _tile_title(element: Mapping[str, t.Any]) -> str:
+    return str(element.get("title") or element.get("title_text") or f"tile {element.get('id')}")
+
+
 def _tile_query(element: Mapping[str, t.Any], where: str) -> tuple[Mapping[str, t.Any] | None, str]:
     """A tile's query, or None and why it has none that can run as one Looker query.
 
@@ -144,8 +163,6 @@ def _tile_query(element: Mapping[str, t.Any], where: str) -> tuple[Mapping[str, 
     maker = _object_at(element, "result_maker", where)
     if element.get("type") == "text":
         return None, "a text tile, skipped"
-    if element.get("merge_result_id") or maker.get("merge_result_id"):
-        return None, "merged results cannot run as one Looker query; skipped"
     if maker.get("sql_query_id"):
         return None, "a SQL Runner tile has no explore to type it from; skipped"
     look = _object_at(element, "look", where)
@@ -164,10 +181,19 @@ def _listened_filters(
     listened: dict[str, str] = {}
     maker = _object_at(element, "result_maker", where)
     for filterable in _objects_at(maker, "filterables", where):
-        for listen in _objects_at(filterable, "listen", where):
-            value = defaults.get(str(listen.get("dashboard_filter_name")))
-            if value not in (None, "") and listen.get("field"):
-                listened[str(listen["field"])] = str(value)
+        listened.update(_filterable_listens(filterable, defaults, where))
+    return listened
+
+
+def _filterable_listens(
+    filterable: Mapping[str, t.Any], defaults: Mapping[str, t.Any], where: str
+) -> dict[str, str]:
+    """Field -> the default value of each dashboard filter one filterable listens to."""
+    listened: dict[str, str] = {}
+    for listen in _objects_at(filterable, "listen", where):
+        value = defaults.get(str(listen.get("dashboard_filter_name")))
+        if value not in (None, "") and listen.get("field"):
+            listened[str(listen["field"])] = str(value)
     return listened
 
 
@@ -175,12 +201,14 @@ def dashboard_specs(
     saved: SavedSpec,
     dashboard: Mapping[str, t.Any],
     elements: Sequence[Mapping[str, t.Any]],
+    merges: Mapping[str, MergeContent | str] | None = None,
 ) -> Resolved:
-    """One spec per query-backed tile, the problems found, and notes on tiles skipped.
+    """One spec per query-backed or merged-results tile, the problems found, and notes on skips.
 
     Tiles listen to the dashboard's filters: each filter's default value is applied to the
-    field the tile maps it to. Text tiles are skipped; merged-result and SQL Runner tiles cannot
-    run as one Looker query and are reported by name.
+    field the tile maps it to. `merges` holds each merged tile's merge query and source queries
+    (or why they cannot be read). Text tiles are skipped; SQL Runner tiles have no explore to
+    type them from and are reported by name.
     """
     defaults = {
         str(item.get("name") or item.get("title")): item.get("default_value")
@@ -197,11 +225,10 @@ def dashboard_specs(
     overrides = {key: value for key, value in saved.overrides.items() if key not in unknown}
     used: set[str] = set()
     for element in elements:
-        title = str(
-            element.get("title") or element.get("title_text") or f"tile {element.get('id')}"
-        )
+        title = _tile_title(element)
         where = f"dashboard {saved.ref} tile '{title}'"
-        query, why_not = _tile_query(element, where)
+        merge_id = merge_id_of(element, where)
+        query, why_not = _tile_query(element, where) if merge_id is None else ({}, "")
         if query is None:
             result.notes.append(f"{where}: {why_not}")
             continue
@@ -211,12 +238,192 @@ def dashboard_specs(
             name, counter = f"{base}_{counter}", counter + 1
         used.add(name)
         tile = SavedSpec(name, saved.kind, saved.ref, overrides, saved.origin)
-        listened = _listened_filters(element, defaults, where)
-        spec, found = saved_query_spec(tile, query, where, name=name, extra_filters=listened)
+        if merge_id:
+            content = (merges or {}).get(merge_id, f"merge query {merge_id} was not read")
+            spec, found = merged_tile_spec(Tile(tile, where, element, defaults), merge_id, content)
+        else:
+            listened = _listened_filters(element, defaults, where)
+            spec, found = saved_query_spec(tile, query, where, name=name, extra_filters=listened)
         result.problems += found
         if spec is not None:
             result.specs.append(spec)
     return result
+
+
+#: A merge query (`MergeQuery`) and each of its source queries (`Query`), in order.
+MergeContent = tuple[dict[str, t.Any], list[dict[str, t.Any]]]
+
+
+def merge_id_of(element: Mapping[str, t.Any], where: str) -> str | None:
+    """The merge query id of a merged-results tile, None for any other tile."""
+    maker = _object_at(element, "result_maker", where)
+    merge_id = element.get("merge_result_id") or maker.get("merge_result_id")
+    return str(merge_id) if merge_id else None
+
+
+def read_merge(client: ContentClient, merge_id: str) -> MergeContent | str:
+    """A merge query and its source queries, or why they cannot be read.
+
+    Raises:
+        LoginError: Looker refused the credentials.
+    """
+    where = f"merge query {merge_id}"
+    try:
+        merge = client.merge_query(merge_id)
+        queries = []
+        for position, source in enumerate(_objects_at(merge, "source_queries", where), 1):
+            if source.get("query_id"):
+                queries.append(client.saved_query(str(source["query_id"])))
+            elif source.get("query_slug"):
+                queries.append(client.query_for_slug(str(source["query_slug"])))
+            else:
+                return f"source query {position} of {where} has neither query_id nor query_slug"
+    except NotFoundError:
+        return f"{where} or one of its source queries does not exist, or the API user cannot see it"
+    except LoginError:
+        raise
+    except (LookerError, requests.RequestException) as exc:
+        return f"cannot read {where}: {exc}"
+    return merge, queries
+
+
+def _source_listens(
+    element: Mapping[str, t.Any],
+    defaults: Mapping[str, t.Any],
+    where: str,
+    sources: Sequence[Mapping[str, t.Any]],
+) -> list[dict[str, str]]:
+    """Field -> dashboard filter default, for each source query of a merged tile.
+
+    A merged tile's `result_maker.filterables` has one entry per source query; an entry is
+    matched to its source query by `name` (the source query's name), else by position.
+    """
+    maker = _object_at(element, "result_maker", where)
+    filterables = _objects_at(maker, "filterables", where)
+    by_name = {str(item.get("name")): item for item in filterables if item.get("name")}
+    listens = []
+    for position, source in enumerate(sources):
+        name = source.get("name")
+        filterable = by_name.get(str(name)) if name else None
+        if filterable is None and len(filterables) == len(sources):
+            filterable = filterables[position]
+        listens.append(_filterable_listens(filterable or {}, defaults, where))
+    return listens
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A dashboard tile being resolved: its spec, how messages name it, the dashboard's filters."""
+
+    saved: SavedSpec
+    where: str
+    element: Mapping[str, t.Any]
+    defaults: Mapping[str, t.Any]
+
+
+def merged_tile_spec(
+    tile: Tile, merge_id: str, content: MergeContent | str
+) -> tuple[QuerySpec | None, list[str]]:
+    """The spec of a merged-results tile: its primary query's, with the added queries.
+
+    A merge the tap cannot reproduce gives a spec with a `refusal` (the stream fails with it,
+    the others go on) rather than a problem that would stop every stream.
+    """
+    reasons: list[str] = []
+    if isinstance(content, str):
+        reasons.append(content)
+        merge: Mapping[str, t.Any] = {}
+        queries: list[dict[str, t.Any]] = []
+    else:
+        merge, queries = content
+        reasons += merge_refusals(merge)
+    sources = _objects_at(merge, "source_queries", f"merge query {merge_id}")
+    for position, query in enumerate(queries, 1):
+        reasons += source_refusals(query, position)
+    pairs = [
+        tuple(
+            (str(pair.get("source_field_name")), str(pair.get("field_name")))
+            for pair in _objects_at(source, "merge_fields", f"merge query {merge_id}")
+        )
+        for source in sources
+    ]
+    primary_fields = list((queries[0].get("fields") or []) if queries else [])
+    for position, (query, own_pairs) in enumerate(zip(queries[1:], pairs[1:], strict=True), 2):
+        reasons += pair_refusals(own_pairs, query.get("fields") or [], primary_fields, position)
+    if reasons:
+        saved = tile.saved
+        label = f"query '{saved.name}' ({tile.where})"
+        refusal = f"{label}: the tap cannot reproduce this merged-results tile: " + "; ".join(
+            reasons
+        )
+        refused = MergedSpec(
+            name=saved.name, model="", explore="", fields=(), source=tile.where, origin=saved.origin
+        )
+        return dataclasses.replace(refused, merge_id=merge_id, refusal=refusal), []
+    return _merged_spec(tile, merge_id, merge, queries, pairs)
+
+
+def _limited(query: Mapping[str, t.Any], overrides: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """A source query with Looker's cap on merged rows, unless the spec sets its own limit."""
+    if "limit" in overrides:
+        return dict(query)
+    text = str(query.get("limit") or "").strip()
+    own = int(text) if text.lstrip("-").isdigit() and int(text) > 0 else MERGE_SOURCE_LIMIT
+    return {**query, "limit": str(min(own, MERGE_SOURCE_LIMIT))}
+
+
+def _merged_spec(
+    tile: Tile,
+    merge_id: str,
+    merge: Mapping[str, t.Any],
+    queries: Sequence[Mapping[str, t.Any]],
+    pairs: Sequence[tuple[tuple[str, str], ...]],
+) -> tuple[QuerySpec | None, list[str]]:
+    """The spec of a merge the tap can reproduce (its queries may still have problems)."""
+    saved, where = tile.saved, tile.where
+    sources = _objects_at(merge, "source_queries", f"merge query {merge_id}")
+    listens = _source_listens(tile.element, tile.defaults, where, sources)
+    primary, problems = saved_query_spec(
+        saved,
+        _limited(queries[0], saved.overrides),
+        where,
+        name=saved.name,
+        extra_filters=listens[0],
+    )
+    added: list[tuple[QuerySpec, tuple[tuple[str, str], ...], bool]] = []
+    for position in range(1, len(queries)):
+        own_pairs = pairs[position]
+        windowed_on = [own for own, onto in own_pairs if primary and onto == primary.datetime_field]
+        overrides = {key: saved.overrides[key] for key in ("limit",) if key in saved.overrides}
+        if windowed_on:
+            overrides["metadata"] = {"datetime": windowed_on[0]}
+        name = sources[position].get("name")
+        source_where = f"{where}, source query {position + 1}" + (f" '{name}'" if name else "")
+        spec, found = saved_query_spec(
+            SavedSpec(saved.name, saved.kind, saved.ref, overrides, saved.origin),
+            _limited(queries[position], overrides),
+            source_where,
+            extra_filters=listens[position],
+        )
+        problems += found
+        if spec is not None:
+            added.append((spec, own_pairs, bool(windowed_on)))
+    if primary is None or len(added) != len(queries) - 1:
+        return None, problems
+    columns = merged_columns(
+        primary.fields,
+        [(spec.fields, [own for own, _ in own_pairs]) for spec, own_pairs, _ in added],
+    )
+    merged = MergedSpec(
+        **{item.name: getattr(primary, item.name) for item in dataclasses.fields(QuerySpec)},
+        merge_id=merge_id,
+        sources=tuple(
+            MergeSource(spec, own_pairs, own_columns, windowed)
+            for (spec, own_pairs, windowed), own_columns in zip(added, columns, strict=True)
+        ),
+        merge_limit=merge_limit(merge),
+    )
+    return merged, problems
 
 
 def _one_query(fetch: Callable[[ContentClient, str], Mapping[str, t.Any]]) -> Resolver:
@@ -244,7 +451,12 @@ def _look_query(client: ContentClient, look_id: str) -> Mapping[str, t.Any]:
 
 def _dashboard(client: ContentClient, saved: SavedSpec) -> Resolved:
     dashboard, elements = client.dashboard(saved.ref)
-    return dashboard_specs(saved, dashboard, elements)
+    merges: dict[str, MergeContent | str] = {}
+    for element in elements:
+        merge_id = merge_id_of(element, f"dashboard {saved.ref} tile '{_tile_title(element)}'")
+        if merge_id and merge_id not in merges:
+            merges[merge_id] = read_merge(client, merge_id)
+    return dashboard_specs(saved, dashboard, elements, merges)
 
 
 Resolver = t.Callable[[ContentClient, SavedSpec], Resolved]
