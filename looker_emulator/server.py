@@ -82,6 +82,7 @@ class _Task:
     killed: bool = False
     look_id: str | None = None
     dashboard_id: str | None = None
+    server_table_calcs: bool = False
 
 
 @dataclass
@@ -482,7 +483,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _run(self, body: dict[str, Any], fmt: str, *, limit_param: bool = True) -> None:
         emu = self.emu
-        compiled = emu._compile(body, self.query.get("limit") if limit_param else None)
+        compiled = emu._compile(
+            body,
+            self.query.get("limit") if limit_param else None,
+            server_table_calcs=self.query.get("server_table_calcs") == "true",
+        )
         with emu._slot(self.user_id or API_USER_ID, body) as running:
             error, malform, slow = emu.faults.start_query_run()
             delay = emu.faults.query_latency + slow
@@ -577,7 +582,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if status == "killed":
             raise ApiError(404, "Not found")
-        compiled = self.emu._compile(content.runnable(t.query), t.limit)
+        compiled = self.emu._compile(
+            content.runnable(t.query), t.limit, server_table_calcs=t.server_table_calcs
+        )
         if t.error is not None:
             if t.result_format == "json_detail":
                 ctype, payload = formats.error_body("json_detail", compiled, t.error)
@@ -612,7 +619,9 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                 }
             elif status == "complete":
-                compiled = self.emu._compile(content.runnable(t.query), t.limit)
+                compiled = self.emu._compile(
+                    content.runnable(t.query), t.limit, server_table_calcs=t.server_table_calcs
+                )
                 body = b"".join(
                     formats.render(
                         t.result_format, compiled, self.emu.db.stream(compiled.sql, compiled.params)
@@ -849,8 +858,12 @@ class LookerEmulator:
 
     # ------------------------------------------------------------ internals used by the handler
 
-    def _compile(self, body: dict[str, Any], limit_override: Any = None) -> Compiled:
-        return compile_query(self.models, body, self.now, limit_override)
+    def _compile(
+        self, body: dict[str, Any], limit_override: Any = None, *, server_table_calcs: bool = False
+    ) -> Compiled:
+        return compile_query(
+            self.models, body, self.now, limit_override, server_table_calcs=server_table_calcs
+        )
 
     def _issue_token(self, user_id: str) -> str:
         token = secrets.token_hex(20)
@@ -954,6 +967,7 @@ class LookerEmulator:
                 self.faults.take_task_expired(),
                 look_id=body.get("look_id"),
                 dashboard_id=body.get("dashboard_id"),
+                server_table_calcs=bool(body.get("server_table_calcs")),
             )
             self.tasks[t.id] = t
         return t
@@ -981,7 +995,7 @@ class LookerEmulator:
             "force_production": True,
             "path_prefix": None,
             "cache": True,
-            "server_table_calcs": False,
+            "server_table_calcs": t.server_table_calcs,
             "cache_only": False,
             "cache_key": None,
             "status": st,
