@@ -106,12 +106,43 @@ def _datetime_problems(spec: QuerySpec, explore_fields: Mapping[str, LookerField
     return []
 
 
+def _shape_problems(spec: QuerySpec, fields: Mapping[str, LookerField]) -> list[str]:
+    """Pivots must be dimensions; a custom measure's `based_on` must be in the explore."""
+    problems = [
+        f"{spec.label}: key 'pivots' names '{name}', a {fields[name].category}; Looker "
+        "pivots on dimensions only"
+        for name in spec.pivots
+        if name in fields and fields[name].category != "dimension"
+    ]
+    problems += [
+        f"{spec.label}: custom measure '{item.name}' is based on '{item.based_on}', which is "
+        f"not in explore {spec.explore_id}{suggestion(str(item.based_on), fields)}"
+        for item in spec.dynamic_fields
+        if item.kind == "measure" and item.based_on and item.based_on not in fields
+    ]
+    return problems
+
+
+def with_dynamic_fields(
+    spec: QuerySpec, explore_fields: Mapping[str, LookerField]
+) -> dict[str, LookerField]:
+    """The explore's fields and the spec's custom fields and table calculations."""
+    fields = dict(explore_fields)
+    for item in spec.dynamic_fields:
+        fields[item.name] = item.looker_field(explore_fields)
+    return fields
+
+
 def check_against_explore(
     spec: QuerySpec,
     explore_fields: Mapping[str, LookerField],
 ) -> list[str]:
     """Problems with a spec given its explore's fields (empty when the spec is valid)."""
-    return _unknown_fields(spec, explore_fields) + _datetime_problems(spec, explore_fields)
+    return (
+        _unknown_fields(spec, explore_fields)
+        + _datetime_problems(spec, explore_fields)
+        + _shape_problems(spec, explore_fields)
+    )
 
 
 def schema_for(
@@ -155,6 +186,7 @@ class Discovery:
         schemas: dict[str, Schema] = {}
         for spec in specs:
             fields, found = self._fields(spec)
+            fields = with_dynamic_fields(spec, fields)
             found = found or check_against_explore(spec, fields)
             if found:
                 problems.extend(found)

@@ -366,7 +366,12 @@ class LookerClient:
             "POST",
             url,
             headers=headers,
-            params={"apply_formatting": "false", "cache": "false", "limit": str(body.limit)},
+            params={
+                "apply_formatting": "false",
+                "cache": "false",
+                "limit": str(body.limit),
+                **({"server_table_calcs": "true"} if body.server_table_calcs else {}),
+            },
             data=body.serialize(),
             stream=stream,
             retry_read_timeouts=retry_read_timeouts,
