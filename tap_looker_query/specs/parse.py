@@ -117,6 +117,8 @@ class _Checker:
             if item in seen:
                 self.problem(f"key 'fields' lists '{item}' twice")
             seen.add(item)
+            if "." not in item:  # a custom field: its property is made unique (QuerySpec)
+                continue
             prop = property_name(item)
             if prop in by_property and by_property[prop] != item:
                 self.problem(
