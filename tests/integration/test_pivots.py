@@ -300,3 +300,19 @@ def test_discover_lists_every_tile_with_typed_schemas_and_test_checks_them(looke
     assert tested.exit_code == 0, tested.stderr
     for name in expected_tiles:
         assert f"{name}: OK" in tested.stderr
+
+
+def test_a_pivoted_tile_with_table_calculations_through_query_tasks(looker_emulator):
+    spec = {"name": "bands", "dashboard_id": 3}
+    run = run_tap(config(looker_emulator, spec, query_mode="async"))
+    assert run.exit_code == 0, run.failures
+    stream = "bands_orders_by_price_band"
+    keys = ("products_category", "price_band")
+    got = ordered(run.records(stream), *keys)
+    want = ordered(_bands_expected(looker_emulator), *keys)
+    assert [r["many_orders"] for r in got] == [r["many_orders"] for r in want]
+    assert [r["share_of_band"] for r in got] == pytest.approx([r["share_of_band"] for r in want])
+    tasks = [r.body for r in looker_emulator.requests if r.path == "/api/4.0/query_tasks"]
+    detail = [t for t in tasks if t["result_format"] == "json_detail"]
+    assert detail
+    assert all(t["server_table_calcs"] is True for t in detail)
