@@ -162,7 +162,7 @@ def dynamic_fields(
             if kind == "table_calculation":
                 node = parse(str(item.get("expression") or ""))
                 out.calcs.append(
-                    TableCalc(name, label, str(item["expression"]), node, hint or "number")
+                    TableCalc(name, label, str(item["expression"]), node, hint or _inferred(node))
                 )
                 continue
             if kind == "measure":
@@ -177,6 +177,21 @@ def dynamic_fields(
         by_name[name] = made
         out.fields[name] = made
     return out
+
+
+def _inferred(node: Node) -> str:
+    """The type of a calculation saved without `_type_hint` (a guess: Looker infers one)."""
+    if node.kind == "not" or (node.kind == "op" and node.value not in ("+", "-", "*", "/")):
+        return "yesno"
+    if node.kind == "call" and node.value == "is_null":
+        return "yesno"
+    if (node.kind == "lit" and isinstance(node.value, str)) or (
+        node.kind == "call" and node.value == "concat"
+    ):
+        return "string"
+    if node.kind == "call" and node.value in ("if", "coalesce"):
+        return _inferred(node.args[1] if node.value == "if" else node.args[0])
+    return "number"
 
 
 def _custom_measure(

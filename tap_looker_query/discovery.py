@@ -48,6 +48,10 @@ class MetadataClient(t.Protocol):
         """Field metadata from a one-row `json_bi` run."""
         ...
 
+    def result_fields(self, body: QueryBody) -> dict[str, LookerField]:
+        """Field metadata of a one-row `json_detail` run (custom fields included)."""
+        ...
+
 
 def _sort_field(sort: str) -> str:
     return sort.split(maxsplit=1)[0] if sort.split() else sort
@@ -187,7 +191,7 @@ class Discovery:
         for spec in specs:
             fields, found = self._fields(spec)
             fields = with_dynamic_fields(spec, fields)
-            found = found or check_against_explore(spec, fields)
+            found = found or check_against_explore(spec, fields) or self._untyped(spec, fields)
             if found:
                 problems.extend(found)
                 continue
@@ -209,6 +213,26 @@ class Discovery:
             return fields, []
         problems = self._missing_explore(spec)
         return ({}, problems) if problems else self._json_bi_fields(spec)
+
+    def _untyped(self, spec: QuerySpec, fields: dict[str, LookerField]) -> list[str]:
+        """Type the custom fields that say nothing of their type from a one-row run's metadata.
+
+        A custom field without `_type_hint` (or a custom measure without `type`) is typed from
+        what Looker reports of it in a `json_detail` result; it stays untyped (a string, with a
+        warning) when Looker does not list it there either.
+        """
+        untyped = [item.name for item in spec.dynamic_fields if not fields[item.name].type]
+        if not untyped or not any(name in spec.fields for name in untyped):
+            return []
+        body = spec.body(limit=1, sorts=(), query_timezone=spec.query_timezone or self._tz_name)
+        try:
+            reported = self._client.result_fields(body)
+        except LookerError as exc:
+            return [f"{spec.label}: Looker rejected the query on explore {spec.explore_id}: {exc}"]
+        for name in untyped:
+            if name in reported:
+                fields[name] = reported[name]
+        return []
 
     def _missing_explore(self, spec: QuerySpec) -> list[str]:
         """Why Looker has no metadata for the explore: no such model or explore, or neither."""

@@ -316,3 +316,38 @@ def test_a_pivoted_tile_with_table_calculations_through_query_tasks(looker_emula
     detail = [t for t in tasks if t["result_format"] == "json_detail"]
     assert detail
     assert all(t["server_table_calcs"] is True for t in detail)
+
+
+def test_custom_fields_without_a_type_hint_are_typed_from_the_result_metadata(looker_emulator):
+    fields = ["products.category", "order_items.count", "busy", "label"]
+    dynamic = [
+        {"table_calculation": "busy", "expression": "${order_items.count} > 400"},
+        {"table_calculation": "label", "expression": 'concat("n=", ${order_items.count})'},
+    ]
+    spec = {
+        "name": "untyped",
+        "model": "thelook",
+        "explore": "order_items",
+        "fields": fields,
+        "dynamic_fields": dynamic,
+        "sorts": ["products.category"],
+    }
+    run = run_tap(config(looker_emulator, spec))
+    assert run.exit_code == 0, run.failures
+    props = run.schema("untyped")["schema"]["properties"]
+    assert props["busy"]["type"] == ["boolean", "null"]
+    assert props["label"]["type"] == ["string", "null"]
+    rows = looker_emulator.query_rows(
+        "thelook", "order_items", fields[:2], sorts=["products.category"], limit="-1"
+    )
+    assert run.records("untyped") == [
+        {
+            "products_category": row["products.category"],
+            "order_items_count": row["order_items.count"],
+            "busy": row["order_items.count"] > 400,
+            "label": f"n={row['order_items.count']}",
+        }
+        for row in rows
+    ]
+    probes = [r for r in looker_emulator.requests if r.path == "/api/4.0/queries/run/json_detail"]
+    assert [r.query["limit"] for r in probes] == ["1"]  # discovery's one-row probe
