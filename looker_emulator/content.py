@@ -84,7 +84,7 @@ class QueryStore:
                 ),
                 "url": f"/explore/{body['model']}/{body['view']}?qid={client_id}",
                 "query_timezone": body.get("query_timezone"),
-                "has_table_calculations": False,
+                "has_table_calculations": "table_calculation" in str(body.get("dynamic_fields")),
             }
             self._by_id[qid] = q
             self._by_key[key] = qid
@@ -107,6 +107,8 @@ def runnable(query: dict[str, Any]) -> dict[str, Any]:
         "model",
         "view",
         "fields",
+        "pivots",
+        "column_limit",
         "filters",
         "filter_expression",
         "sorts",
@@ -171,6 +173,42 @@ LOOK_DEFS: dict[str, tuple[str, dict[str, Any]]] = {
             "filters": {"order_items.created_date": "2025-01-01 to 2025-04-01"},
             "sorts": ["order_items.created_date", "order_items.status"],
             "limit": "500",
+            "query_timezone": "UTC",
+        },
+    ),
+    "3": (
+        "Returns and cancellations by day and category (pivoted)",
+        {
+            "model": "thelook",
+            "view": "order_items",
+            "fields": [
+                "order_items.created_date",
+                "products.category",
+                "order_items.status",
+                "order_items.count",
+                "order_items.total_sale_price",
+            ],
+            "pivots": ["order_items.status"],
+            "filters": {
+                "order_items.status": "Returned,Cancelled",
+                "order_items.created_date": "2025-01-01 to 2025-01-08",
+            },
+            "sorts": ["order_items.created_date", "products.category"],
+            "limit": "500",
+            "query_timezone": "UTC",
+        },
+    ),
+    "4": (
+        "Items by day and status, Jan-Feb 2025 (pivoted, limit 100)",
+        {
+            "model": "thelook",
+            "view": "order_items",
+            "fields": ["order_items.created_date", "order_items.status", "order_items.count"],
+            "pivots": ["order_items.status"],
+            "fill_fields": ["order_items.created_date"],
+            "filters": {"order_items.created_date": "2025-01-01 to 2025-03-01"},
+            "sorts": ["order_items.created_date"],
+            "limit": "100",
             "query_timezone": "UTC",
         },
     ),
@@ -496,4 +534,147 @@ def dashboard_objects(
             )
         ],
     )
-    return {"1": d1, "2": d2}
+    return {"1": d1, "2": d2, "6": _custom_fields_dashboard(queries, d1, base_url)}
+
+
+#: Custom fields and table calculations of dashboard 3's first tile, as Looker stores them.
+PRICE_BAND_DYNAMIC_FIELDS = [
+    {
+        "category": "dimension",
+        "dimension": "price_band",
+        "label": "Price band",
+        "expression": 'if(${order_items.sale_price} >= 50, "high", "low")',
+        "_kind_hint": "dimension",
+        "_type_hint": "string",
+    },
+    {
+        "category": "measure",
+        "measure": "count_of_orders",
+        "label": "Count of orders",
+        "based_on": "order_items.order_id",
+        "type": "count_distinct",
+        "_kind_hint": "measure",
+        "_type_hint": "number",
+    },
+    {
+        "category": "table_calculation",
+        "table_calculation": "share_of_band",
+        "label": "Share of band",
+        "expression": "${order_items.count} / sum(${order_items.count})",
+        "value_format_name": "percent_1",
+        "_kind_hint": "measure",
+        "_type_hint": "number",
+    },
+    {
+        "category": "table_calculation",
+        "table_calculation": "many_orders",
+        "label": "Many orders",
+        "expression": "${count_of_orders} > 60",
+        "_kind_hint": "measure",
+        "_type_hint": "yesno",
+    },
+    {
+        "category": "table_calculation",
+        "table_calculation": "draft_ratio",
+        "label": "Draft ratio",
+        "expression": "${count_of_orders} / ${order_items.count}",
+        "is_disabled": True,
+        "_kind_hint": "measure",
+        "_type_hint": "number",
+    },
+]
+
+DASHBOARD_QUERIES["price_bands"] = {
+    "model": "thelook",
+    "view": "order_items",
+    "fields": [
+        "products.category",
+        "price_band",
+        "order_items.count",
+        "count_of_orders",
+        "share_of_band",
+        "many_orders",
+        "draft_ratio",
+    ],
+    "pivots": ["price_band"],
+    "filters": {"order_items.created_date": "2025-01-01 to 2025-04-01"},
+    "sorts": ["products.category"],
+    "limit": "500",
+    "total": True,
+    "row_total": "right",
+    "dynamic_fields": json.dumps(PRICE_BAND_DYNAMIC_FIELDS),
+    "query_timezone": "UTC",
+}
+DASHBOARD_QUERIES["new_york_items"] = {
+    "model": "thelook",
+    "view": "order_items",
+    "fields": [
+        "order_items.id",
+        "order_items.created_time",
+        "order_items.sale_price",
+        "price_with_tax",
+    ],
+    "filters": {"order_items.created_date": "2025-01-02"},
+    "sorts": ["order_items.created_time", "order_items.id"],
+    "limit": "200",
+    "dynamic_fields": json.dumps(
+        [
+            {
+                "category": "table_calculation",
+                "table_calculation": "price_with_tax",
+                "label": "Price with tax",
+                "expression": "round(${order_items.sale_price} * 1.2, 2)",
+                "_kind_hint": "dimension",
+                "_type_hint": "number",
+            }
+        ]
+    ),
+    "query_timezone": "America/New_York",
+}
+
+
+def _custom_fields_dashboard(
+    queries: QueryStore, template: dict[str, Any], base_url: str
+) -> dict[str, Any]:
+    """Dashboard 6: a pivoted tile with custom fields and table calculations, and one more.
+
+    The second tile has a table calculation and its own query time zone.
+    """
+    bands = queries.create(DASHBOARD_QUERIES["price_bands"])
+    new_york = queries.create(DASHBOARD_QUERIES["new_york_items"])
+    bands_maker = _result_maker("207", bands, [])
+    bands_maker["dynamic_fields"] = bands["dynamic_fields"]
+    york_maker = _result_maker("208", new_york, [])
+    york_maker["dynamic_fields"] = new_york["dynamic_fields"]
+    return dict(
+        template,
+        id="6",
+        title="Price bands",
+        content_metadata_id="26",
+        slug=_code("dash6", 22),
+        description="Pivots, custom fields and table calculations",
+        url=f"{base_url}/dashboards/6",
+        dashboard_filters=[],
+        dashboard_elements=[
+            _element(
+                "107",
+                "6",
+                "vis",
+                "Orders by price band",
+                query=bands,
+                query_id=bands["id"],
+                result_maker=bands_maker,
+                result_maker_id="207",
+            ),
+            _element(
+                "108",
+                "6",
+                "vis",
+                "Items in New York time",
+                query=new_york,
+                query_id=new_york["id"],
+                result_maker=york_maker,
+                result_maker_id="208",
+            ),
+        ],
+    )

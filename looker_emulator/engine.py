@@ -23,6 +23,7 @@ from looker_emulator.filters import (
     yesno_sql,
 )
 from looker_emulator.lookml import Explore, Field, Model, QueryContext
+from looker_emulator.shaping import DynamicFieldError, Shape, dynamic_fields
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -304,6 +305,8 @@ class Compiled:
     filters: dict[str, str] = field(default_factory=dict)
     filter_expression: str | None = None
     synthetic: Any = None  # (source, lo, hi, descending) for the synthetic explore
+    #: Pivots and table calculations applied after the SQL (`shaping`), or None.
+    shape: Shape | None = None
 
 
 _ALIAS = re.compile(r'"([A-Za-z0-9_]+)"\."')
@@ -313,12 +316,24 @@ _REF = re.compile(r"\$\{([A-Za-z0-9_]+\.[A-Za-z0-9_]+)\}")
 class Compiler:
     """Compiles one query body against one explore."""
 
-    def __init__(self, model: Model, explore: Explore, body: dict[str, Any], now: datetime) -> None:
-        """Prepare to compile ``body`` (a normalized WriteQuery) against ``explore``."""
+    def __init__(
+        self,
+        model: Model,
+        explore: Explore,
+        body: dict[str, Any],
+        now: datetime,
+        *,
+        server_table_calcs: bool = False,
+    ) -> None:
+        """Prepare to compile ``body`` (a normalized WriteQuery) against ``explore``.
+
+        Table calculations are computed only with ``server_table_calcs`` (as Looker's API).
+        """
         self.model = model
         self.explore = explore
         self.body = body
         self.by_name = explore.fields_by_name()
+        self.server_table_calcs = server_table_calcs
         tz = body.get("query_timezone") or "UTC"
         if tz.lower() == "utc":
             tz = "UTC"
@@ -339,6 +354,12 @@ class Compiler:
         self.ctx = QueryContext(timezone=tz)
         self.tc = TimeContext(tz, now)
         self.views: set[str] = {explore.base.name}
+        try:
+            self.dynamic = dynamic_fields(
+                body.get("dynamic_fields"), self.by_name, explore.base.name, self.dim_sql
+            )
+        except DynamicFieldError as exc:
+            raise ApiError(400, str(exc)) from exc
 
     def _note_views(self, sql: str) -> str:
         self.views.update(_ALIAS.findall(sql))
@@ -438,8 +459,9 @@ class Compiler:
         """Compile the body; ``limit_override`` is the run endpoint's ``limit`` parameter."""
         body = self.body
         names: list[str] = []
+        calc_names = {calc.name for calc in self.dynamic.calcs}
         for n in body.get("fields") or []:
-            if n not in names:
+            if n not in names and n not in self.dynamic.disabled and n not in calc_names:
                 names.append(n)
         if not names:
             raise ApiError(
@@ -514,6 +536,7 @@ class Compiler:
             if base not in inner:
                 inner.append(base)
         select = [f"{self.field_sql(f)} AS c{i}" for i, f in enumerate(inner)]
+        shape = self._shape(columns)
         base_pk = self.explore.base.primary_key
         has_pk = any(f.view == self.explore.base.name and f.short == base_pk for f in dims)
         group = bool(measures) or not has_pk
@@ -561,7 +584,11 @@ class Compiler:
             sql = f"SELECT {', '.join(outs)} FROM ({sql}){order_sql}"
         else:
             sql += order_sql
-        if limit is not None:
+        if shape is not None:
+            shape.limit = limit
+            if not shape.pivots and limit is not None:  # one more row tells it was cut
+                sql += f" LIMIT {int(limit) + 1}"
+        elif limit is not None:
             sql += f" LIMIT {int(limit)}"
         if synthetic is not None:
             src, lo, hi, descending = synthetic
@@ -577,6 +604,32 @@ class Compiler:
             filters,
             str(fexpr) if fexpr else None,
             synthetic,
+            shape,
+        )
+
+    def _shape(self, columns: list[Field]) -> Shape | None:
+        """Pivots and table calculations of the body, or None when it has neither."""
+        body = self.body
+        pivots: list[Field] = []
+        for name in body.get("pivots") or []:
+            f = self.by_name.get(name)
+            if f is None or f not in columns or f.category != "dimension":
+                raise ApiError(400, f"Invalid pivot: {name} (a pivot must be a selected dimension)")
+            pivots.append(f)
+        fields = body.get("fields") or []
+        calcs = (
+            [c for c in self.dynamic.calcs if c.name in fields] if self.server_table_calcs else []
+        )
+        if not pivots and not calcs:
+            return None
+        column_limit = body.get("column_limit")
+        descending = {s.split()[0] for s in body.get("sorts") or [] if s.lower().endswith(" desc")}
+        return Shape(
+            pivots,
+            calcs,
+            None,
+            int(column_limit) if column_limit not in (None, "") else None,
+            descending & {p.name for p in pivots},
         )
 
     def _utc_intervals(self, f: Field, value: str) -> list[tuple[str | None, str | None]]:
@@ -684,6 +737,8 @@ def compile_query(
     body: dict[str, Any],
     now: datetime,
     limit_override: Any = None,
+    *,
+    server_table_calcs: bool = False,
 ) -> Compiled:
     """Look up the model and explore (404 when absent) and compile ``body``."""
     model = models.get(body.get("model") or "")
@@ -692,4 +747,6 @@ def compile_query(
     explore = model.explores.get(body.get("view") or "")
     if explore is None:
         raise ApiError(404, "Not found")
-    return Compiler(model, explore, body, now).compile(limit_override)
+    return Compiler(model, explore, body, now, server_table_calcs=server_table_calcs).compile(
+        limit_override
+    )

@@ -28,6 +28,9 @@ except ImportError:  # pragma: no cover - orjson is a test dependency
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+from looker_emulator import shaping
+from looker_emulator.engine import ApiError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
@@ -190,7 +193,15 @@ def render(
     row_latency: float = 0.0,
     malform: str | None = None,
 ) -> Iterator[bytes]:
-    """Yield the body of a ``fmt`` result of ``c`` over ``rows``, chunk by chunk."""
+    """Yield the body of a ``fmt`` result of ``c`` over ``rows``, chunk by chunk.
+
+    A pivoted or table-calculated result (``c.shape``) is folded by ``shaping`` first.
+    """
+    if c.shape is not None:
+        if fmt not in shaping.SHAPED_FORMATS:
+            raise ApiError(400, f"pivoted or table-calculated results in {fmt} are not emulated")
+        yield from _buffered(shaping.render(fmt, c, _paced(rows, row_latency)))
+        return
     names = [f.name for f in c.columns]
     labels = [f.label for f in c.columns]
     mangle = _Mangler(malform, c.columns)

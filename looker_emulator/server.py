@@ -89,6 +89,7 @@ class _Task:
     killed: bool = False
     look_id: str | None = None
     dashboard_id: str | None = None
+    server_table_calcs: bool = False
     #: When the task got one of its user's query slots (None while it waits in the queue).
     started: float | None = None
     #: Seconds it runs once started (``ready_at`` is ``started + run_seconds``).
@@ -499,7 +500,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _run(self, body: dict[str, Any], fmt: str, *, limit_param: bool = True) -> None:
         emu = self.emu
-        compiled = emu._compile(body, self.query.get("limit") if limit_param else None)
+        compiled = emu._compile(
+            body,
+            self.query.get("limit") if limit_param else None,
+            server_table_calcs=self.query.get("server_table_calcs") == "true",
+        )
         try:
             slot = emu._slot(self.user_id or API_USER_ID, body)
         except QueueDroppedError as exc:  # reported as a query error, as a database's would be
@@ -600,7 +605,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if status == "killed":
             raise ApiError(404, "Not found")
-        compiled = self.emu._compile(content.runnable(t.query), t.limit)
+        compiled = self.emu._compile(
+            content.runnable(t.query), t.limit, server_table_calcs=t.server_table_calcs
+        )
         if t.error is not None:
             if t.result_format == "json_detail":
                 ctype, payload = formats.error_body("json_detail", compiled, t.error)
@@ -635,7 +642,9 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                 }
             elif status == "complete":
-                compiled = self.emu._compile(content.runnable(t.query), t.limit)
+                compiled = self.emu._compile(
+                    content.runnable(t.query), t.limit, server_table_calcs=t.server_table_calcs
+                )
                 body = b"".join(
                     formats.render(
                         t.result_format, compiled, self.emu.db.stream(compiled.sql, compiled.params)
@@ -894,8 +903,12 @@ class LookerEmulator:
 
     # ------------------------------------------------------------ internals used by the handler
 
-    def _compile(self, body: dict[str, Any], limit_override: Any = None) -> Compiled:
-        return compile_query(self.models, body, self.now, limit_override)
+    def _compile(
+        self, body: dict[str, Any], limit_override: Any = None, *, server_table_calcs: bool = False
+    ) -> Compiled:
+        return compile_query(
+            self.models, body, self.now, limit_override, server_table_calcs=server_table_calcs
+        )
 
     def _issue_token(self, user_id: str) -> str:
         token = secrets.token_hex(20)
@@ -1080,6 +1093,7 @@ class LookerEmulator:
                 run_seconds=self.faults.query_latency + slow,
                 expired_for=self.faults.take_task_expiry(),
                 from_cache=self.faults.take_from_cache(),
+                server_table_calcs=bool(body.get("server_table_calcs")),
             )
             self.tasks[t.id] = t
             self._note_in_flight(user_id)
@@ -1115,7 +1129,7 @@ class LookerEmulator:
             "force_production": True,
             "path_prefix": None,
             "cache": True,
-            "server_table_calcs": False,
+            "server_table_calcs": t.server_table_calcs,
             "cache_only": False,
             "cache_key": None,
             "status": st,

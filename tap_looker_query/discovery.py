@@ -49,6 +49,10 @@ class MetadataClient(t.Protocol):
         """Field metadata from a one-row `json_bi` run."""
         ...
 
+    def result_fields(self, body: QueryBody) -> dict[str, LookerField]:
+        """Field metadata of a one-row `json_detail` run (custom fields included)."""
+        ...
+
 
 def _sort_field(sort: str) -> str:
     return sort.split(maxsplit=1)[0] if sort.split() else sort
@@ -107,12 +111,43 @@ def _datetime_problems(spec: QuerySpec, explore_fields: Mapping[str, LookerField
     return []
 
 
+def _shape_problems(spec: QuerySpec, fields: Mapping[str, LookerField]) -> list[str]:
+    """Pivots must be dimensions; a custom measure's `based_on` must be in the explore."""
+    problems = [
+        f"{spec.label}: key 'pivots' names '{name}', a {fields[name].category}; Looker "
+        "pivots on dimensions only"
+        for name in spec.pivots
+        if name in fields and fields[name].category != "dimension"
+    ]
+    problems += [
+        f"{spec.label}: custom measure '{item.name}' is based on '{item.based_on}', which is "
+        f"not in explore {spec.explore_id}{suggestion(str(item.based_on), fields)}"
+        for item in spec.dynamic_fields
+        if item.kind == "measure" and item.based_on and item.based_on not in fields
+    ]
+    return problems
+
+
+def with_dynamic_fields(
+    spec: QuerySpec, explore_fields: Mapping[str, LookerField]
+) -> dict[str, LookerField]:
+    """The explore's fields and the spec's custom fields and table calculations."""
+    fields = dict(explore_fields)
+    for item in spec.dynamic_fields:
+        fields[item.name] = item.looker_field(explore_fields)
+    return fields
+
+
 def check_against_explore(
     spec: QuerySpec,
     explore_fields: Mapping[str, LookerField],
 ) -> list[str]:
     """Problems with a spec given its explore's fields (empty when the spec is valid)."""
-    return _unknown_fields(spec, explore_fields) + _datetime_problems(spec, explore_fields)
+    return (
+        _unknown_fields(spec, explore_fields)
+        + _datetime_problems(spec, explore_fields)
+        + _shape_problems(spec, explore_fields)
+    )
 
 
 def schema_for(
@@ -170,7 +205,8 @@ class Discovery:
         if isinstance(spec, MergedSpec) and spec.refusal:
             return None, []
         fields, found = self._fields(spec)
-        found = found or check_against_explore(spec, fields)
+        fields = with_dynamic_fields(spec, fields)
+        found = found or check_against_explore(spec, fields) or self._untyped(spec, fields)
         return (None, found) if found else (schema_for(spec, fields, self._logger), [])
 
     def _merged_schema(
@@ -205,6 +241,26 @@ class Discovery:
             return fields, []
         problems = self._missing_explore(spec)
         return ({}, problems) if problems else self._json_bi_fields(spec)
+
+    def _untyped(self, spec: QuerySpec, fields: dict[str, LookerField]) -> list[str]:
+        """Type the custom fields that say nothing of their type from a one-row run's metadata.
+
+        A custom field without `_type_hint` (or a custom measure without `type`) is typed from
+        what Looker reports of it in a `json_detail` result; it stays untyped (a string, with a
+        warning) when Looker does not list it there either.
+        """
+        untyped = [item.name for item in spec.dynamic_fields if not fields[item.name].type]
+        if not untyped or not any(name in spec.fields for name in untyped):
+            return []
+        body = spec.body(limit=1, sorts=(), query_timezone=spec.query_timezone or self._tz_name)
+        try:
+            reported = self._client.result_fields(body)
+        except LookerError as exc:
+            return [f"{spec.label}: Looker rejected the query on explore {spec.explore_id}: {exc}"]
+        for name in untyped:
+            if name in reported:
+                fields[name] = reported[name]
+        return []
 
     def _missing_explore(self, spec: QuerySpec) -> list[str]:
         """Why Looker has no metadata for the explore: no such model or explore, or neither."""

@@ -22,7 +22,7 @@ from tap_looker_query.engine.reader import WindowDone, WindowReader
 from tap_looker_query.engine.records import RecordBuilder
 from tap_looker_query.errors import StreamFailedError, TapLookerError
 from tap_looker_query.progress import Progress
-from tap_looker_query.schema import Kind, kind_from_schema
+from tap_looker_query.schema import Kind, kind_from_schema, timezone
 from tap_looker_query.specs.merge import MergedSpec, check_reproducible, expected_properties
 from tap_looker_query.system_activity import HISTORY_RETENTION_DAYS, is_history
 
@@ -59,7 +59,9 @@ class QueryStream(Stream):
         self.replication_key = spec.replication_property
         #: Read once: `_increment_stream_state` runs for every record.
         self._backfill = spec.is_manual_backfill
-        self.progress = Progress(spec.name, self.logger, run.settings.tz)
+        #: The spec's own query time zone (a saved query's), else the setting's.
+        self.query_tz = timezone(spec.query_timezone) if spec.query_timezone else run.settings.tz
+        self.progress = Progress(spec.name, self.logger, self.query_tz)
         self._warm: tuple[list[Window], deque[tuple[Window, Pending]]] | None = None
         self._reader: WindowReader | MergeReader | None = None
         #: Rows before this instant are re-read (lookback) and never move the bookmark.
@@ -84,7 +86,7 @@ class QueryStream(Stream):
         so a correct order can look unsorted. Rows older than the bookmark (a lookback, a
         manual backfill) never reach the check (`_increment_stream_state`).
         """
-        return self.run.settings.tz.utcoffset(None) is not None
+        return self.query_tz.utcoffset(None) is not None
 
     # The engine
 
@@ -113,13 +115,15 @@ class QueryStream(Stream):
     ) -> WindowReader:
         """A reader of `spec`'s queries whose rows become records of `plan`."""
         settings = self.run.settings
-        builder = RecordBuilder(plan, settings.tz)
+        # The spec's own query time zone (a saved query's), else the setting's.
+        tz = timezone(spec.query_timezone) if spec.query_timezone else settings.tz
+        builder = RecordBuilder(plan, tz)
         return WindowReader(
             spec,
-            start=self.run.prefetcher.starter(spec.result_format, builder),
+            start=self.run.prefetcher.starter(spec.run_format, builder),
             builder=builder,
-            tz=settings.tz,
-            tz_name=settings.query_timezone,
+            tz=tz,
+            tz_name=spec.query_timezone or settings.query_timezone,
             max_retries=settings.max_retries,
             progress=progress,
             logger=self.logger,

@@ -140,7 +140,7 @@ class TapLookerQuery(Tap):
             run = self.run
             with _as_config_error(run.settings.base_url):
                 parsed = parse_specs(self.config)
-                specs = resolve(run.client, parsed, self.logger.warning)
+                specs = resolve(run.client, parsed, self.logger.warning, self.logger.info)
             if run.settings.exclude_own_queries:
                 specs = [exclude_own_queries(spec) for spec in specs]
             self._specs = specs

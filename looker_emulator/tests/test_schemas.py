@@ -153,7 +153,7 @@ def test_json_bi(schemas, api) -> None:
 def test_looks_dashboards_elements(schemas, api) -> None:
     for look_id in ("1", "2"):
         check(schemas, "LookWithQuery", api.get(f"/looks/{look_id}").json())
-    for dash_id in ("1", "2", "3", "4", "5"):
+    for dash_id in ("1", "2", "3", "4", "5", "6"):
         check(schemas, "Dashboard", api.get(f"/dashboards/{dash_id}").json())
         for el in api.get(f"/dashboards/{dash_id}/dashboard_elements").json():
             check(schemas, "DashboardElement", el)

@@ -333,6 +333,145 @@ def iter_csv_batches(
         yield batch
 
 
+class TableRows(list[dict[str, t.Any]]):
+    """Rows of a `json_detail` result in long form, with what Looker said of its table.
+
+    `table_rows` counts rows of Looker's (pivoted) table, which its row limit counts: one of
+    them gives a row per pivot value here.
+    """
+
+    def __init__(
+        self,
+        rows: list[dict[str, t.Any]],
+        *,
+        table_rows: int,
+        truncated: bool = False,
+        columns_truncated: bool = False,
+    ) -> None:
+        """Long-form `rows` of `table_rows` table rows."""
+        super().__init__(rows)
+        self.table_rows = table_rows
+        self.truncated = truncated
+        self.columns_truncated = columns_truncated
+
+
+def _names(group: object) -> list[str]:
+    if not isinstance(group, list):
+        return []
+    return [str(item["name"]) for item in group if isinstance(item, dict) and "name" in item]
+
+
+def _cell_value(cell: object, key: str | None) -> t.Any:  # noqa: ANN401 - a JSON value
+    """A value of a json_detail row: `{"value": v}`, or `{pivot key: {"value": v}}`."""
+    if not isinstance(cell, dict):
+        return None
+    if key is not None and isinstance(cell.get(key), dict):
+        return cell[key].get("value")
+    return cell.get("value")
+
+
+class _DetailTable:
+    """A decoded `json_detail` result: which cells hold values, and its pivot values."""
+
+    def __init__(self, payload: t.Any) -> None:  # noqa: ANN401 - decoded JSON
+        """Check `payload` and read its field and pivot metadata.
+
+        Raises:
+            LookerQueryError: the result carries Looker's `errors`.
+            ResultError: it is not a json_detail result.
+        """
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            msg = f"Looker's answer is not a json_detail result: {snippet(repr(payload))}"
+            raise ResultError(msg)
+        errors = payload.get("errors")
+        if errors:
+            first = errors[0] if isinstance(errors, list) else errors
+            text = (
+                (first.get("message_details") or first.get("message"))
+                if isinstance(first, dict)
+                else first
+            )
+            msg = f"Looker reported an error: {text}"
+            raise query_error(msg)
+        fields = payload.get("fields")
+        fields = fields if isinstance(fields, dict) else {}
+        self.measures = _names(fields.get("measures"))
+        self.values = self.measures + _names(fields.get("table_calculations"))
+        self.pivots = [
+            pivot
+            for pivot in payload.get("pivots") or []
+            if isinstance(pivot, dict) and not pivot.get("is_total")
+        ]
+        self.data: list[t.Any] = payload["data"]
+        self.truncated = payload.get("truncated") is True
+        self.columns_truncated = str(payload.get("columns_truncated")).lower() == "true"
+
+    def records(self, row: object) -> Iterator[dict[str, t.Any]]:
+        """The long-form records of one table row.
+
+        Pivot fields take their values from the result's `pivots[].data`; measures and table
+        calculations the row's cell for that pivot key (a value not split by pivot is the same
+        on each). A pivot value whose measures are all NULL is an empty cell of Looker's table
+        (no data for that row and value): it gives no record.
+
+        Raises:
+            ResultError: the row is not an object.
+        """
+        if not isinstance(row, dict):
+            msg = f"Looker returned a row that is not an object: {snippet(repr(row))}"
+            raise ResultError(msg)
+        values = self.values
+        base = {name: _cell_value(cell, None) for name, cell in row.items() if name not in values}
+        if not self.pivots:
+            yield {**base, **{name: _cell_value(row[name], None) for name in values if name in row}}
+            return
+        for pivot in self.pivots:
+            key = str(pivot.get("key"))
+            cells = {name: _cell_value(row[name], key) for name in values if name in row}
+            if self.measures and all(cells.get(name) is None for name in self.measures):
+                continue
+            yield {**base, **dict(pivot.get("data") or {}), **cells}
+
+
+def iter_json_detail_batches(stream: Readable, size: int = 2000) -> Iterator[TableRows]:
+    """Rows of a `json_detail` result in long form, `size` table rows a batch.
+
+    The body is one JSON object (its `data` array inside it), so it is decoded whole: a
+    pivoted result is bounded by its row and column limits. Totals are not read.
+
+    Raises:
+        TruncatedResultError: the body ended early.
+        LookerQueryError: the result carries Looker's `errors`.
+        ResultError: the body is not a json_detail result.
+    """
+    body = b"".join(iter(lambda: stream.read(_READ_SIZE), b""))
+    if not body.strip():
+        msg = "Looker returned an empty body instead of a JSON result"
+        raise ResultError(msg)
+    try:
+        payload = _DECODER.decode(body)
+    except msgspec.DecodeError as exc:
+        if "truncated" in str(exc):
+            msg = f"the json_detail result ended early: {snippet(body[-200:])}"
+            raise TruncatedResultError(msg) from exc
+        msg = f"Looker returned a non-JSON body: {snippet(body)}"
+        raise ResultError(msg) from exc
+    table = _DetailTable(payload)
+    for start in range(0, len(table.data), size):
+        rows = table.data[start : start + size]
+        yield TableRows(
+            [record for row in rows for record in table.records(row)],
+            table_rows=len(rows),
+            truncated=table.truncated,
+            columns_truncated=table.columns_truncated,
+        )
+
+
+def table_rows(rows: Sequence[t.Any]) -> int:
+    """How many rows of Looker's table a batch holds (a long-form batch knows; else one each)."""
+    return rows.table_rows if isinstance(rows, TableRows) else len(rows)
+
+
 class RowSource(t.Protocol):
     """What a result format needs to know of the stream: its fields and its row decoder."""
 
@@ -350,4 +489,5 @@ class RowSource(t.Protocol):
 FORMATS: dict[str, Callable[[Readable, RowSource], Iterator[list[t.Any]]]] = {
     "json": lambda body, source: iter_json_batches(body, source.decode),
     "csv": lambda body, source: iter_csv_batches(body, source.fields),
+    "json_detail": lambda body, _source: iter_json_detail_batches(body),
 }

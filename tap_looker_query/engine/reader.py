@@ -19,6 +19,7 @@ import typing as t
 from collections import deque
 from dataclasses import dataclass, replace
 
+from tap_looker_query.engine.formats import TableRows, table_rows
 from tap_looker_query.engine.plan import ONE_SECOND, Window, floor_second, parse_instant
 from tap_looker_query.errors import (
     QueryTimeoutError,
@@ -105,12 +106,16 @@ class _HeldBack:
         self.rows = 0
         self.emitted = 0
 
-    def add(self, records: list[Record]) -> list[Record]:
-        """The records now complete: everything before the newest second seen so far."""
+    def add(self, records: list[Record], rows: int | None = None) -> list[Record]:
+        """The records now complete: everything before the newest second seen so far.
+
+        `rows` counts the rows of Looker's table behind them (a pivoted row gives several
+        records; the row limit counts table rows).
+        """
+        self.rows += len(records) if rows is None else rows
         if not records:
             return []
         key = self.key
-        self.rows += len(records)
         last_second = _second(records[-1][key])
         cut = len(records) - 1
         while cut >= 0 and _second(records[cut][key]) == last_second:
@@ -171,6 +176,7 @@ class WindowReader:
         self.name = spec.name
         self.key = spec.replication_property or ""
         self.limit = spec.limit or LOOKER_DEFAULT_LIMIT
+        self._told_columns = False
 
     # Queries
 
@@ -294,13 +300,26 @@ class WindowReader:
         try:
             for rows in query.rows():
                 raise_if_stopped(self.stop)
-                ready = page.add(self.builder.records(rows))
+                self._check_columns(rows)
+                ready = page.add(self.builder.records(rows), table_rows(rows))
                 if ready:
                     self.stats.rows += len(ready)
                     yield ready
                 self.progress.reading(window)
         finally:
             query.cancel()
+
+    def _check_columns(self, rows: list[t.Any]) -> None:
+        """Warn (once) when Looker cut the pivot columns at `column_limit`."""
+        if self._told_columns or not (isinstance(rows, TableRows) and rows.columns_truncated):
+            return
+        self._told_columns = True
+        self.logger.warning(
+            "%s: Looker cut the pivot values at the column limit%s; records of the pivot "
+            "values past it are missing. Raise 'column_limit' (Looker allows up to 200).",
+            self.spec.label,
+            f" ({self.spec.column_limit})" if self.spec.column_limit else "",
+        )
 
     def _after(
         self, window: Window, page: _HeldBack
@@ -368,6 +387,8 @@ class WindowReader:
         limit = spec.limit or UNLIMITED
         emitted = 0
         self.stats.windows_total = 1
+        table = 0
+        truncated = False
         tries = self._tries(lambda: None)
         while True:
             attempt = next(tries)
@@ -382,9 +403,13 @@ class WindowReader:
                     )
                 )
                 seen = 0
+                table = 0
                 try:
                     for rows in query.rows():
                         raise_if_stopped(self.stop)
+                        self._check_columns(rows)
+                        table += table_rows(rows)
+                        truncated = truncated or (isinstance(rows, TableRows) and rows.truncated)
                         records = self.builder.records(rows)
                         # After a rerun, skip the rows already emitted: same query, same order.
                         skip = max(0, min(len(records), emitted - seen))
@@ -402,12 +427,13 @@ class WindowReader:
                 "%s: query broke off (%s); running it again", self.name, attempt.error
             )
         self.stats.windows_done = 1
-        if limit != UNLIMITED and emitted >= limit:
+        if truncated or (limit != UNLIMITED and table >= limit):
             self.logger.warning(
-                "%s: the query returned exactly its limit of %d rows; the result may be "
+                "%s: the query returned exactly its limit of %d rows%s; the result may be "
                 "truncated. Raise 'limit' or set it to -1 for all rows.",
                 self.spec.label,
                 limit,
+                " of Looker's pivoted table" if spec.pivots else "",
             )
 
 

@@ -353,6 +353,46 @@ class LookerClient:
                 fields[field_.name] = field_
         return fields
 
+    def result_fields(self, body: QueryBody) -> dict[str, LookerField]:
+        """Field metadata of a `json_detail` run, custom fields and table calculations included.
+
+        Raises:
+            LookerError: Looker refused the query or reported an error.
+        """
+        with self.query_slots:
+            response = self.post_run(self.run_url("json_detail"), body, stream=False)
+            try:
+                payload = response.json()
+            except ValueError as exc:
+                msg = f"json_detail run answered a non-JSON body: {response.text[:200]}"
+                raise LookerError(msg) from exc
+        if not isinstance(payload, dict):
+            msg = f"json_detail run answered {json_kind(payload)}, not a result object"
+            raise LookerError(msg)
+        errors = payload.get("errors")
+        if errors:
+            first = errors[0] if isinstance(errors, list) and errors else errors
+            detail = (
+                first.get("message_details") or first.get("message")
+                if isinstance(first, dict)
+                else first
+            )
+            msg = f"Looker reported an error: {detail}"
+            raise LookerError(msg)
+        groups = payload.get("fields") or {}
+        fields: dict[str, LookerField] = {}
+        for category, key in (
+            ("dimension", "dimensions"),
+            ("dimension", "pivots"),
+            ("measure", "measures"),
+            ("table_calculation", "table_calculations"),
+        ):
+            for item in groups.get(key) or []:
+                if isinstance(item, dict) and item.get("name"):
+                    field_ = LookerField.from_api(item, category=category)
+                    fields[field_.name] = field_
+        return fields
+
     def check(self, response: requests.Response) -> requests.Response:
         """The response when its status is not an error, else the error that status means."""
         if response.status_code >= 400:  # noqa: PLR2004
@@ -370,7 +410,12 @@ class LookerClient:
             "POST",
             url,
             headers=headers,
-            params={"apply_formatting": "false", "cache": "false", "limit": str(body.limit)},
+            params={
+                "apply_formatting": "false",
+                "cache": "false",
+                "limit": str(body.limit),
+                **({"server_table_calcs": "true"} if body.server_table_calcs else {}),
+            },
             data=body.serialize(),
             stream=stream,
             retry_read_timeouts=retry_read_timeouts,

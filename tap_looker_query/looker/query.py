@@ -23,6 +23,12 @@ class QueryBody:
     query_timezone: str
     filter_expression: str | None = None
     client_id: str | None = None
+    pivots: tuple[str, ...] = ()
+    #: Custom fields and table calculations, as Looker's JSON text.
+    dynamic_fields: str | None = None
+    column_limit: int | None = None
+    #: Ask Looker to compute table calculations (a run parameter, not part of the body).
+    server_table_calcs: bool = False
     #: How logs name this query (its spec and window); never sent to Looker.
     label: str = field(default="", compare=False)
 
@@ -41,6 +47,12 @@ class QueryBody:
             body["filter_expression"] = self.filter_expression
         if self.client_id:
             body["client_id"] = self.client_id
+        if self.pivots:
+            body["pivots"] = list(self.pivots)
+        if self.dynamic_fields:
+            body["dynamic_fields"] = self.dynamic_fields
+        if self.column_limit is not None:
+            body["column_limit"] = str(self.column_limit)
         return body
 
     def serialize(self) -> bytes:

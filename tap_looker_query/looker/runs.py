@@ -141,6 +141,7 @@ class QueryRuns:
                 "query_id": str(query.json()["id"]),
                 "result_format": result_format,
                 "source": USER_AGENT,
+                **({"server_table_calcs": True} if body.server_table_calcs else {}),
             },
             params={"cache": "false", "apply_formatting": "false", "fields": "id,status"},
         ).json()

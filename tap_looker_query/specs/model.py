@@ -16,6 +16,7 @@ from singer_sdk import typing as th
 from tap_looker_query.engine.formats import FORMATS
 from tap_looker_query.looker.query import QueryBody
 from tap_looker_query.schema import property_name
+from tap_looker_query.specs.dynamic import DynamicField, dynamic_property
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -73,6 +74,29 @@ SPEC_SCHEMA = th.ObjectType(
         description="Row limit per query (int or numeric string, -1 for unlimited).",
     ),
     th.Property("filter_expression", th.StringType, description="Looker custom filter."),
+    th.Property(
+        "pivots",
+        th.ArrayType(th.StringType),
+        description="Dimensions to pivot on (among 'fields'); rows come in long form, one "
+        "per row and pivot value.",
+    ),
+    th.Property(
+        "dynamic_fields",
+        th.CustomType({"type": ["string", "array"]}),
+        description="Custom fields and table calculations, as Looker stores them (JSON text "
+        "or a list).",
+    ),
+    th.Property(
+        "column_limit",
+        th.CustomType(_INT_OR_TEXT),
+        description="Most pivot values Looker returns (Looker's column_limit).",
+    ),
+    th.Property(
+        "query_timezone",
+        th.StringType,
+        description="Time zone of this spec's query, overriding the query_timezone setting "
+        "(a saved query's own zone is kept without it).",
+    ),
     *_SOURCE_PROPERTIES,
     th.Property(
         "metadata",
@@ -143,6 +167,12 @@ class QuerySpec:
     lookback_minutes: int | None = None
     origin: str = "queries"
     source: str = ""
+    pivots: tuple[str, ...] = ()
+    dynamic_fields: tuple[DynamicField, ...] = ()
+    #: `dynamic_fields` as sent to Looker (JSON text), None without any.
+    dynamic_json: str | None = None
+    column_limit: int | None = None
+    query_timezone: str | None = None
 
     @property
     def label(self) -> str:
@@ -171,13 +201,55 @@ class QuerySpec:
 
     @property
     def key_properties(self) -> list[str]:
-        """The Singer key properties from `metadata.primary_keys`."""
-        return [property_name(name) for name in self.primary_keys]
+        """The Singer key properties: `metadata.primary_keys`, then the pivot fields.
+
+        A pivoted spec has one record per row and pivot value, so the pivot fields are part
+        of the key; without keys of its own a spec has none (pivot values alone identify no
+        record).
+        """
+        if not self.primary_keys:
+            return []
+        props = dict(self.properties)
+        keys = [props.get(name, property_name(name)) for name in self.primary_keys]
+        return keys + [props[name] for name in self.pivots if props[name] not in keys]
 
     @property
     def properties(self) -> list[tuple[str, str]]:
-        """(Looker field, Singer property) for each field, in order."""
-        return [(name, property_name(name)) for name in self.fields]
+        """(Looker field, Singer property) for each field Looker returns, in order.
+
+        LookML fields become `view_field`; custom fields and table calculations keep their
+        Looker name (made valid, and unique with a `_2`... suffix); disabled ones are left
+        out, as Looker computes no values for them.
+        """
+        dynamic = {item.name: item for item in self.dynamic_fields}
+        out: list[tuple[str, str]] = []
+        used: set[str] = set()
+        for name in self.fields:
+            item = dynamic.get(name)
+            if item is not None and item.disabled:
+                continue
+            base = property_name(name) if item is None else dynamic_property(name)
+            prop, counter = base, 2
+            while prop in used:
+                prop, counter = f"{base}_{counter}", counter + 1
+            used.add(prop)
+            out.append((name, prop))
+        return out
+
+    @property
+    def has_table_calculations(self) -> bool:
+        """Table calculations are computed by Looker only when the run asks for them."""
+        return any(
+            item.kind == "table_calculation" and not item.disabled for item in self.dynamic_fields
+        )
+
+    @property
+    def run_format(self) -> str:
+        """The result format read: `json_detail` when pivoted, else `metadata.result_format`.
+
+        A pivoted result's `json_detail` metadata names each pivot value (`pivots[].data`).
+        """
+        return "json_detail" if self.pivots else self.result_format
 
     @property
     def sorts_by_datetime(self) -> tuple[str, ...]:
@@ -208,6 +280,10 @@ class QuerySpec:
             filter_expression=self.filter_expression,
             client_id=client_id,
             label=self.label,
+            pivots=self.pivots,
+            dynamic_fields=self.dynamic_json,
+            column_limit=self.column_limit,
+            server_table_calcs=self.has_table_calculations,
         )
 
 

@@ -16,7 +16,8 @@ import typing as t
 from pathlib import Path
 
 from tap_looker_query.errors import SpecError
-from tap_looker_query.schema import property_name
+from tap_looker_query.schema import property_name, timezone
+from tap_looker_query.specs.dynamic import DynamicField, dynamic_json, parse_dynamic_fields
 from tap_looker_query.specs.model import (
     DEFAULT_DAYS,
     METADATA_KEYS,
@@ -116,6 +117,8 @@ class _Checker:
             if item in seen:
                 self.problem(f"key 'fields' lists '{item}' twice")
             seen.add(item)
+            if "." not in item:  # a custom field: its property is made unique (QuerySpec)
+                continue
             prop = property_name(item)
             if prop in by_property and by_property[prop] != item:
                 self.problem(
@@ -159,6 +162,46 @@ class _Checker:
             self.problem("key 'filter_expression' must be a string")
             return None
         return value
+
+    def pivots(self, fields: list[str]) -> list[str]:
+        pivots = _str_list(self.raw.get("pivots") or [])
+        if pivots is None:
+            self.problem("key 'pivots' must be a list of field names like ['view.field']")
+            return []
+        for name in pivots:
+            if fields and name not in fields:
+                self.problem(
+                    f"key 'pivots' names '{name}', which is not among 'fields'; Looker pivots "
+                    "on selected dimensions only"
+                )
+        return pivots
+
+    def dynamic_fields(self) -> list[DynamicField]:
+        return parse_dynamic_fields(self.raw.get("dynamic_fields"), self.where, self.problems)
+
+    def column_limit(self) -> int | None:
+        value = self.raw.get("column_limit")
+        if value in (None, ""):
+            return None
+        limit = _as_int(value)
+        if limit is None or limit < 1:
+            self.problem(f"key 'column_limit' must be a positive whole number, got {value!r}")
+            return None
+        return limit
+
+    def query_timezone(self) -> str | None:
+        value = self.raw.get("query_timezone")
+        if value in (None, ""):
+            return None
+        try:
+            timezone(str(value))
+        except (ValueError, KeyError):
+            self.problem(
+                f"key 'query_timezone': unknown time zone {value!r}; use an IANA name like "
+                "'UTC' or 'America/New_York'"
+            )
+            return None
+        return str(value)
 
     def metadata(self) -> dict[str, t.Any]:
         metadata = self.raw.get("metadata") or {}
@@ -240,6 +283,15 @@ def parse_inline(
     window_hours = check.whole_number(metadata, "window_hours", "hours", (1, 8784))
     lookback_minutes = check.whole_number(metadata, "lookback_minutes", "minutes", (0, 527_040))
     primary_keys = check.primary_keys(metadata, fields)
+    pivots = check.pivots(fields)
+    dynamic = check.dynamic_fields()
+    column_limit = check.column_limit()
+    query_timezone = check.query_timezone()
+    if datetime_field and datetime_field in pivots:
+        check.problem(
+            f"key 'metadata.datetime' is '{datetime_field}', which is a pivot; the datetime "
+            "field must be a row dimension (windows filter and sort on it)"
+        )
     if check.failed:
         return None
     return QuerySpec(
@@ -259,6 +311,11 @@ def parse_inline(
         lookback_minutes=lookback_minutes,
         origin=origin,
         source=source,
+        pivots=tuple(pivots),
+        dynamic_fields=tuple(dynamic),
+        dynamic_json=dynamic_json(raw.get("dynamic_fields")) if dynamic else None,
+        column_limit=column_limit,
+        query_timezone=query_timezone,
     )
 
 

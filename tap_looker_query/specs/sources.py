@@ -71,6 +71,24 @@ class Resolved:
     specs: list[QuerySpec] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: What was left out of a saved query on purpose (totals...), said at INFO.
+    info: list[str] = field(default_factory=list)
+
+
+#: Parts of a saved query that add no data rows: (key, what it is). The tap leaves them out.
+LEFT_OUT = (
+    ("fill_fields", "fill_fields (rows Looker adds for missing dimension values)"),
+    ("total", "column totals"),
+    ("row_total", "row totals"),
+    ("subtotals", "subtotals"),
+)
+#: Keys of a saved query carried into its spec (the spec's own keys win).
+_CARRIED = ("limit", "filter_expression", "pivots", "dynamic_fields", "column_limit")
+
+
+def left_out(query: Mapping[str, t.Any]) -> list[str]:
+    """What of `query` the tap leaves out: totals, subtotals, fill_fields."""
+    return [what for key, what in LEFT_OUT if query.get(key) not in (None, "", [], False)]
 
 
 def saved_query_spec(
@@ -83,7 +101,9 @@ def saved_query_spec(
     """The spec for a saved query (a Look's, a tile's), with the spec's own keys over it.
 
     The window of an incremental spec replaces the saved query's own filter on the datetime
-    field, unless the spec sets `filters` itself.
+    field, unless the spec sets `filters` itself. Pivots, custom fields, table calculations,
+    `column_limit` and the query's own `query_timezone` are kept; totals, subtotals and
+    `fill_fields` are not data rows and are left out (`left_out`).
     """
     problems: list[str] = []
     overrides = dict(saved.overrides)
@@ -100,17 +120,10 @@ def saved_query_spec(
         "filters": filters,
         "sorts": list(query.get("sorts") or []),
     }
-    for key in ("limit", "filter_expression"):
-        if query.get(key) not in (None, ""):
+    for key in (*_CARRIED, "query_timezone"):
+        if query.get(key) not in (None, "", []):
             merged[key] = query[key]
     merged.update(overrides)
-    dynamic = query.get("dynamic_fields")
-    if dynamic not in (None, "", "[]") and "fields" not in overrides:
-        problems.append(
-            f"query '{merged['name']}' ({source}): uses custom fields or table calculations "
-            "(dynamic_fields), which the tap cannot type; list plain 'fields' in the spec"
-        )
-        return None, problems
     spec = parse_inline(merged, saved.origin, problems, source=source)
     return spec, problems
 
@@ -247,6 +260,7 @@ def dashboard_specs(
         result.problems += found
         if spec is not None:
             result.specs.append(spec)
+            result.info += _left_out_note(spec, query)
     return result
 
 
@@ -426,12 +440,23 @@ def _merged_spec(
     return merged, problems
 
 
+def _left_out_note(spec: QuerySpec, query: Mapping[str, t.Any]) -> list[str]:
+    parts = left_out(query)
+    if not parts:
+        return []
+    text = f"{spec.label}: left out {', '.join(parts)}: they are not data rows"
+    return [text]
+
+
 def _one_query(fetch: Callable[[ContentClient, str], Mapping[str, t.Any]]) -> Resolver:
     """A resolver for a source whose content is one saved query."""
 
     def resolve(client: ContentClient, saved: SavedSpec) -> Resolved:
-        spec, problems = saved_query_spec(saved, fetch(client, saved.ref), saved.describe)
-        return Resolved([spec] if spec is not None else [], problems)
+        query = fetch(client, saved.ref)
+        spec, problems = saved_query_spec(saved, query, saved.describe)
+        if spec is None:
+            return Resolved([], problems)
+        return Resolved([spec], problems, info=_left_out_note(spec, query))
 
     return resolve
 
@@ -474,8 +499,11 @@ def resolve(
     client: ContentClient,
     parsed: Sequence[QuerySpec | SavedSpec],
     note: Callable[[str], None],
+    inform: Callable[[str], None] = lambda _text: None,
 ) -> list[QuerySpec]:
     """Every spec with its query: saved content fetched from Looker and turned into specs.
+
+    `note` is told what was skipped (a warning), `inform` what was left out on purpose.
 
     Raises:
         LoginError: Looker refused the credentials (nothing else can be checked then).
@@ -501,6 +529,8 @@ def resolve(
             continue
         for text in resolved.notes:
             note(f"{item.name}: {text}")
+        for text in resolved.info:
+            inform(text)
         specs += resolved.specs
         problems += resolved.problems
     problems += duplicate_names(specs)
