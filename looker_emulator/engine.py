@@ -307,6 +307,8 @@ class Compiled:
     synthetic: Any = None  # (source, lo, hi, descending) for the synthetic explore
     #: Pivots and table calculations applied after the SQL (`shaping`), or None.
     shape: Shape | None = None
+    #: The result says it came from Looker's cache (`Faults.serve_from_cache`).
+    from_cache: bool = False
 
 
 _ALIAS = re.compile(r'"([A-Za-z0-9_]+)"\."')

@@ -194,11 +194,11 @@ class Faults:
             return 0.0 if seconds is None else seconds
 
     def serve_from_cache(self, count: int = 1) -> None:
-        """Let the next ``count`` query tasks report results from Looker's cache.
+        """Let the next ``count`` query runs (inline runs or tasks) answer from Looker's cache.
 
         A recording (spectacles, 2022) shows ``from_cache: true`` on a task created with
-        ``cache=false``: the task's ``result_source`` says ``cache`` and a ``json_detail``
-        result carries ``from_cache: true``.
+        ``cache=false``: such a task's ``result_source`` says ``cache``, and a ``json_detail``
+        result (inline or a task's) carries ``from_cache: true``.
         """
         with self._lock:
             self._from_cache += count

@@ -230,7 +230,7 @@ def render(
         elif fmt == "json_detail":
             head = {
                 "id": uuid.uuid4().hex,
-                "from_cache": False,
+                "from_cache": c.from_cache,
                 "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "runtime": "0.001",
                 "sql": c.sql,

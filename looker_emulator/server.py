@@ -513,6 +513,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with slot as running:
             error, malform, slow = emu.faults.start_query_run()
+            compiled.from_cache = emu.faults.take_from_cache()
             delay = emu.faults.query_latency + slow
             if delay > 0 and running.kill.wait(delay):
                 error = "Query killed: the query was cancelled by a user or an administrator."
@@ -608,6 +609,7 @@ class _Handler(BaseHTTPRequestHandler):
         compiled = self.emu._compile(
             content.runnable(t.query), t.limit, server_table_calcs=t.server_table_calcs
         )
+        compiled.from_cache = t.from_cache
         if t.error is not None:
             if t.result_format == "json_detail":
                 ctype, payload = formats.error_body("json_detail", compiled, t.error)
@@ -645,6 +647,7 @@ class _Handler(BaseHTTPRequestHandler):
                 compiled = self.emu._compile(
                     content.runnable(t.query), t.limit, server_table_calcs=t.server_table_calcs
                 )
+                compiled.from_cache = t.from_cache
                 body = b"".join(
                     formats.render(
                         t.result_format, compiled, self.emu.db.stream(compiled.sql, compiled.params)

@@ -440,7 +440,7 @@ def _json_detail(c: Compiled, t: Table) -> Iterator[bytes]:
     )
     head = {
         "id": uuid.uuid4().hex,
-        "from_cache": False,
+        "from_cache": c.from_cache,
         "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "runtime": "0.001",
         "sql": c.sql,

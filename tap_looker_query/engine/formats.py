@@ -347,12 +347,18 @@ class TableRows(list[dict[str, t.Any]]):
         table_rows: int,
         truncated: bool = False,
         columns_truncated: bool = False,
+        from_cache: bool = False,
     ) -> None:
-        """Long-form `rows` of `table_rows` table rows."""
+        """Long-form `rows` of `table_rows` table rows.
+
+        `from_cache` is set on the first batch of a result Looker says it answered from its
+        cache.
+        """
         super().__init__(rows)
         self.table_rows = table_rows
         self.truncated = truncated
         self.columns_truncated = columns_truncated
+        self.from_cache = from_cache
 
 
 def _names(group: object) -> list[str]:
@@ -405,6 +411,7 @@ class _DetailTable:
         self.data: list[t.Any] = payload["data"]
         self.truncated = payload.get("truncated") is True
         self.columns_truncated = str(payload.get("columns_truncated")).lower() == "true"
+        self.from_cache = payload.get("from_cache") is True
 
     def records(self, row: object) -> Iterator[dict[str, t.Any]]:
         """The long-form records of one table row.
@@ -464,6 +471,7 @@ def iter_json_detail_batches(stream: Readable, size: int = 2000) -> Iterator[Tab
             table_rows=len(rows),
             truncated=table.truncated,
             columns_truncated=table.columns_truncated,
+            from_cache=table.from_cache and start == 0,
         )
 
 

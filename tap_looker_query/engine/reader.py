@@ -301,6 +301,7 @@ class WindowReader:
             for rows in query.rows():
                 raise_if_stopped(self.stop)
                 self._check_columns(rows)
+                self._check_cache(rows, window)
                 ready = page.add(self.builder.records(rows), table_rows(rows))
                 if ready:
                     self.stats.rows += len(ready)
@@ -320,6 +321,22 @@ class WindowReader:
             self.spec.label,
             f" ({self.spec.column_limit})" if self.spec.column_limit else "",
         )
+
+    def _check_cache(self, rows: list[t.Any], window: Window | None) -> None:
+        """Say at INFO when Looker reports that it answered from its cache (`from_cache`).
+
+        Every query the tap sends asks for fresh results (`cache=false`); Looker may answer
+        from its cache nonetheless (System Activity without Elite System Activity keeps one for
+        12 hours). A `json_detail` result says so.
+        """
+        if isinstance(rows, TableRows) and rows.from_cache:
+            where = f", window {window.describe(self.tz)}" if window else ""
+            self.logger.info(
+                "%s%s: Looker answered from its cache (from_cache: true) although the tap "
+                "asked for fresh results",
+                self.spec.label,
+                where,
+            )
 
     def _after(
         self, window: Window, page: _HeldBack
@@ -408,6 +425,7 @@ class WindowReader:
                     for rows in query.rows():
                         raise_if_stopped(self.stop)
                         self._check_columns(rows)
+                        self._check_cache(rows, None)
                         table += table_rows(rows)
                         truncated = truncated or (isinstance(rows, TableRows) and rows.truncated)
                         records = self.builder.records(rows)

@@ -356,3 +356,30 @@ def test_custom_fields_without_a_type_hint_are_typed_from_the_result_metadata(lo
     ]
     probes = [r for r in looker_emulator.requests if r.path == "/api/4.0/queries/run/json_detail"]
     assert [r.query["limit"] for r in probes] == ["1"]  # discovery's one-row probe
+
+
+def test_a_pivoted_result_from_lookers_cache_is_logged_with_spec_and_window(
+    looker_emulator, caplog
+):
+    """A `json_detail` result says `from_cache`; Looker may answer from its cache although the
+    tap asks for fresh results (issue 14): the tap says so at INFO, naming spec and window."""
+    fields = ["order_items.created_time", "order_items.status", "order_items.count"]
+    spec = {
+        "name": "items",
+        "model": "thelook",
+        "explore": "order_items",
+        "fields": fields,
+        "pivots": ["order_items.status"],
+        "metadata": {"datetime": "order_items.created_time", "window_hours": 24 * 365},
+    }
+    looker_emulator.faults.serve_from_cache()
+    with caplog.at_level(logging.INFO):
+        run = run_tap(config(looker_emulator, spec, max_concurrent_queries=1))
+    assert run.exit_code == 0, run.failures
+    assert len(run.records("items")) == len(unpivoted(looker_emulator, fields, {}))
+    [line] = [r for r in caplog.records if "from its cache" in r.getMessage()]
+    assert line.levelno == logging.INFO
+    assert line.getMessage().startswith("query 'items', window [")
+    runs = detail_runs(looker_emulator)
+    assert runs
+    assert all(r.query.get("cache") == "false" for r in runs)
