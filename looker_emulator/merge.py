@@ -55,6 +55,23 @@ MERGE_QUERIES: dict[str, dict[str, Any]] = {
         "sorts": ["order_items.created_time", "products.category"],
         "limit": "500",
     },
+    # Returns by category with a custom measure and a table calculation of the source query.
+    "return_share_by_category": {
+        "model": "thelook",
+        "view": "order_items",
+        "fields": ["products.category", "order_items.count", "returning_users", "return_share"],
+        "filters": {"order_items.status": "Returned", "products.category": "-Socks,-Swim"},
+        "sorts": ["products.category"],
+        "limit": "500",
+        "dynamic_fields": (
+            '[{"category":"measure","measure":"returning_users","label":"Returning users",'
+            '"based_on":"users.id","type":"count_distinct","_kind_hint":"measure",'
+            '"_type_hint":"number"},'
+            '{"category":"table_calculation","table_calculation":"return_share",'
+            '"label":"Return share","expression":"${order_items.count} / '
+            'sum(${order_items.count})","_kind_hint":"measure","_type_hint":"number"}]'
+        ),
+    },
     "count_by_status": {
         "model": "thelook",
         "view": "order_items",
@@ -99,7 +116,7 @@ def _merge(mid: str, sources: list[dict[str, Any]], **kw: Any) -> dict[str, Any]
 
 
 def merge_queries(queries: content.QueryStore) -> dict[str, dict[str, Any]]:
-    """Merge queries by id: the merged tiles of dashboards 1, 3, 4 and 5."""
+    """Merge queries by id: the merged tiles of dashboards 1, 3 (two), 4 and 5."""
     runs = queries.create(content.DASHBOARD_QUERIES["runs_by_day"])
     revenue = queries.create(MERGE_QUERIES["revenue_by_day"])
     sales = queries.create(MERGE_QUERIES["sales_by_category"])
@@ -107,6 +124,7 @@ def merge_queries(queries: content.QueryStore) -> dict[str, dict[str, Any]]:
     orders = queries.create(MERGE_QUERIES["orders_by_time"])
     returned = queries.create(MERGE_QUERIES["returned_categories_by_time"])
     statuses = queries.create(MERGE_QUERIES["count_by_status"])
+    shares = queries.create(MERGE_QUERIES["return_share_by_category"])
     sales_vs_returns = [
         _source(sales, "Sales", None),
         _source(returns, "Returns", [("products.category", "products.category")]),
@@ -121,6 +139,16 @@ def merge_queries(queries: content.QueryStore) -> dict[str, dict[str, Any]]:
             result_maker_id="204",
         ),
         "601": _merge("601", sales_vs_returns, result_maker_id="301"),
+        # The added query has a custom measure and a table calculation of its own (Looker
+        # computes them with that query, before merging).
+        "604": _merge(
+            "604",
+            [
+                _source(sales, "Sales", None),
+                _source(shares, "Return share", [("products.category", "products.category")]),
+            ],
+            result_maker_id="302",
+        ),
         "603": _merge(
             "603",
             [
@@ -186,7 +214,8 @@ def merge_dashboards(
     base: dict[str, Any],
     base_url: str,
 ) -> dict[str, dict[str, Any]]:
-    """Dashboards `3` (a merged tile), `4` (a query tile and a merge the tap refuses) and `5`.
+    """Dashboards `3` (two merged tiles, one with a source's custom fields), `4` (a query tile
+    and a merge the tap refuses) and `5`.
 
     Dashboard 5's merged tile has a time dimension in each query that an incremental spec can
     window on, and no dashboard filters.
@@ -221,7 +250,8 @@ def merge_dashboards(
         url=f"{base_url}/dashboards/3",
         dashboard_filters=[created],
         dashboard_elements=[
-            _merged_tile("301", "Sales vs returns", merges["601"], queries, listen)
+            _merged_tile("301", "Sales vs returns", merges["601"], queries, listen),
+            _merged_tile("302", "Sales vs return share", merges["604"], queries, listen),
         ],
     )
     d4 = dict(

@@ -62,25 +62,26 @@ class MergedSpec(QuerySpec):
 
 
 def merged_columns(
-    primary_fields: Sequence[str], added: Sequence[tuple[Sequence[str], Iterable[str]]]
+    primary_properties: Sequence[str],
+    added: Sequence[tuple[Sequence[tuple[str, str]], Iterable[str]]],
 ) -> list[tuple[tuple[str, str], ...]]:
     """The (own property, merged property) columns of each added query.
 
-    `added` holds, for each added query in order, its fields and its merge fields (left out:
-    the primary's merge fields carry their values). Properties are named as everywhere
-    (`view_field`). The primary's come first; a name already taken gets the suffix `_<n>`, n being
-    the query's position among the merge's source queries (the primary is 1, the first added query
-    2), then `_<n>_2`, `_<n>_3`... if that is taken as well.
+    `added` holds, for each added query in order, its (field, property) pairs (a spec's
+    `properties`: LookML fields named `view_field`, custom fields and table calculations after
+    their Looker name) and its merge fields (left out: the primary's merge fields carry their
+    values). The primary's properties come first; a name already taken gets the suffix `_<n>`,
+    n being the query's position among the merge's source queries (the primary is 1, the first
+    added query 2), then `_<n>_2`, `_<n>_3`... if that is taken as well.
     """
-    taken = {property_name(name) for name in primary_fields}
+    taken = set(primary_properties)
     result = []
-    for position, (fields, merge_fields) in enumerate(added, start=2):
+    for position, (properties, merge_fields) in enumerate(added, start=2):
         skip = set(merge_fields)
         columns = []
-        for name in fields:
+        for name, own in properties:
             if name in skip:
                 continue
-            own = property_name(name)
             merged = own
             if merged in taken:
                 merged, counter = f"{own}_{position}", 2
@@ -114,15 +115,15 @@ def merge_refusals(merge: Mapping[str, t.Any]) -> list[str]:
 
 
 def source_refusals(query: Mapping[str, t.Any], position: int) -> list[str]:
-    """What of a source query (a `Query`) the tap cannot merge: pivots, dynamic fields."""
-    reasons = []
+    """What of a source query (a `Query`) the tap cannot merge: pivots.
+
+    A pivoted source query is a table with a column per pivot value, which Looker merges as
+    such; the tap's long form has no such columns to merge. Custom fields and table
+    calculations of a source query are computed by Looker with that query, as for any tile.
+    """
     if _is_set(query.get("pivots")):
-        reasons.append(f"source query {position} is pivoted ({', '.join(query['pivots'])})")
-    if _is_set(query.get("dynamic_fields")):
-        reasons.append(
-            f"source query {position} has custom fields or table calculations (dynamic_fields)"
-        )
-    return reasons
+        return [f"source query {position} is pivoted ({', '.join(query['pivots'])})"]
+    return []
 
 
 def pair_refusals(
@@ -131,19 +132,23 @@ def pair_refusals(
     primary_fields: Sequence[str],
     position: int,
 ) -> list[str]:
-    """Merge fields that are not among the fields of their queries."""
+    """Merge fields that are not LookML fields among the fields of their queries.
+
+    Merge fields are matched by their LookML names (a custom field or table calculation is no
+    merge field the tap can match: Looker's merge UI lists dimensions).
+    """
     if not pairs:
         return [f"source query {position} has no merge fields to match the primary query on"]
     reasons = []
     for own, primary in pairs:
         if own not in own_fields:
             reasons.append(
-                f"source query {position} merges on '{own}', which is not among its fields"
+                f"source query {position} merges on '{own}', which is not among its LookML fields"
             )
         if primary not in primary_fields:
             reasons.append(
                 f"source query {position} merges onto '{primary}', which is not among the "
-                "primary query's fields"
+                "primary query's LookML fields"
             )
     return reasons
 

@@ -23,6 +23,7 @@ from tap_looker_query.errors import (
     SpecError,
 )
 from tap_looker_query.looker.transport import json_kind
+from tap_looker_query.specs.dynamic import parse_dynamic_fields
 from tap_looker_query.specs.merge import (
     MERGE_SOURCE_LIMIT,
     MergedSpec,
@@ -361,9 +362,9 @@ def merged_tile_spec(
         )
         for source in sources
     ]
-    primary_fields = list((queries[0].get("fields") or []) if queries else [])
+    primary_fields = _lookml_fields(queries[0]) if queries else []
     for position, (query, own_pairs) in enumerate(zip(queries[1:], pairs[1:], strict=True), 2):
-        reasons += pair_refusals(own_pairs, query.get("fields") or [], primary_fields, position)
+        reasons += pair_refusals(own_pairs, _lookml_fields(query), primary_fields, position)
     if reasons:
         saved = tile.saved
         label = f"query '{saved.name}' ({tile.where})"
@@ -375,6 +376,12 @@ def merged_tile_spec(
         )
         return dataclasses.replace(refused, merge_id=merge_id, refusal=refusal), []
     return _merged_spec(tile, merge_id, merge, queries, pairs)
+
+
+def _lookml_fields(query: Mapping[str, t.Any]) -> list[str]:
+    """A saved query's fields that are LookML fields (not its custom fields or calculations)."""
+    custom = {item.name for item in parse_dynamic_fields(query.get("dynamic_fields"), "", [])}
+    return [str(name) for name in query.get("fields") or [] if name not in custom]
 
 
 def _limited(query: Mapping[str, t.Any], overrides: Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -425,8 +432,8 @@ def _merged_spec(
     if primary is None or len(added) != len(queries) - 1:
         return None, problems
     columns = merged_columns(
-        primary.fields,
-        [(spec.fields, [own for own, _ in own_pairs]) for spec, own_pairs, _ in added],
+        [prop for _name, prop in primary.properties],
+        [(spec.properties, [own for own, _ in own_pairs]) for spec, own_pairs, _ in added],
     )
     merged = MergedSpec(
         **{item.name: getattr(primary, item.name) for item in dataclasses.fields(QuerySpec)},

@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import logging
 
+import pytest
+
 from tests.helpers import config_for, run_tap, run_tap_process
 
 SINCE = "2025-01-01T00:00:00+00:00"
@@ -79,7 +81,7 @@ def test_a_merged_tile_left_joins_the_added_query_onto_the_primary(looker_emulat
     assert all(r["order_items_count_2"] is None for r in unmatched)
     # Both source queries ran with the dashboard filter their tile listens to.
     bodies = [r.body for r in looker_emulator.requests if r.path == "/api/4.0/queries/run/json"]
-    assert len(bodies) == 2
+    assert len(bodies) == 4  # sales for each of the dashboard's two merged tiles, and their added
     assert all(
         b["filters"]["order_items.created_date"] == created["order_items.created_date"]
         for b in bodies
@@ -221,3 +223,73 @@ def source_rows_unlimited(emulator, merge_id, index, filters):
 
 def as_instant(text):
     return text.replace(" ", "T") + "+00:00"
+
+
+def test_an_added_query_with_a_custom_measure_and_a_table_calculation(looker_emulator):
+    """Looker computes a source query's custom fields and table calculations with that query,
+    before merging: the tap runs it with them (`server_table_calcs`) and merges the results.
+    Expected values are computed here from LookML fields only."""
+    run = run_tap(config(looker_emulator, {"name": "mr", "dashboard_id": 3}))
+    assert run.exit_code == 0, run.failures
+    created = {"order_items.created_date": "2025-01-01 to 2025-07-01"}  # the dashboard filter
+    returned = {"order_items.status": "Returned", "products.category": "-Socks,-Swim", **created}
+    [sales, _returns] = source_rows(looker_emulator, "601", created)  # 604's primary is 601's
+    counts = looker_emulator.query_rows(
+        "thelook",
+        "order_items",
+        ["products.category", "order_items.count"],
+        filters=returned,
+        sorts=["products.category"],
+        limit="500",
+    )
+    users = looker_emulator.query_rows(
+        "thelook",
+        "order_items",
+        ["products.category", "users.id"],
+        filters=returned,
+        limit="-1",
+    )
+    total = sum(row["order_items.count"] for row in counts)
+    added = [
+        {
+            "products.category": row["products.category"],
+            "order_items.count": row["order_items.count"],
+            "returning_users": len(
+                {u["users.id"] for u in users if u["products.category"] == row["products.category"]}
+            ),
+            "return_share": row["order_items.count"] / total,
+        }
+        for row in counts
+    ]
+    columns = {
+        "order_items.count": "order_items_count_2",
+        "returning_users": "returning_users",
+        "return_share": "return_share",
+    }
+    expected = expected_join(sales, [(added, [("products.category",) * 2], columns)])
+    got = run.records("mr_sales_vs_return_share")
+    assert [{**r, "return_share": None} for r in got] == [
+        {**r, "return_share": None} for r in expected
+    ]
+    assert [r["return_share"] for r in got] == pytest.approx([r["return_share"] for r in expected])
+    assert any(r["returning_users"] is None for r in got)  # categories without returns
+    assert any(r["returning_users"] and r["returning_users"] > 1 for r in got)
+    types = {
+        k: v["type"][0]
+        for k, v in run.schema("mr_sales_vs_return_share")["schema"]["properties"].items()
+    }
+    assert types == {
+        "products_category": "string",
+        "order_items_count": "integer",
+        "order_items_total_sale_price": "number",
+        "order_items_count_2": "integer",
+        "returning_users": "integer",
+        "return_share": "number",
+    }
+    share_runs = [
+        r
+        for r in looker_emulator.requests
+        if r.path.startswith("/api/4.0/queries/run/") and "return_share" in json.dumps(r.body)
+    ]
+    assert share_runs
+    assert all(r.query.get("server_table_calcs") == "true" for r in share_runs)

@@ -288,6 +288,7 @@ def test_discover_lists_every_tile_with_typed_schemas_and_test_checks_them(looke
         "d1_merged_runs_vs_revenue",
         "d2_revenue_by_category",
         "d3_sales_vs_returns",
+        "d3_sales_vs_return_share",
         "d5_orders_and_returns",
         "d6_orders_by_price_band",
         "d6_items_in_new_york_time",

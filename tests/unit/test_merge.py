@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from tap_looker_query.engine.merge import index, join
+from tap_looker_query.specs.dynamic import parse_dynamic_fields
 from tap_looker_query.specs.merge import MergedSpec, MergeSource, merged_columns
 from tap_looker_query.specs.model import QuerySpec, SavedSpec
 from tap_looker_query.specs.sources import dashboard_specs
+
+
+def props(*fields):
+    return [(name, name.replace(".", "_")) for name in fields]
 
 
 def added_spec(*fields):
@@ -14,10 +19,10 @@ def added_spec(*fields):
 
 def test_properties_keep_the_primarys_names_and_rename_collisions_by_position():
     columns = merged_columns(
-        ["a.key", "a.count", "a.count_2"],
+        ["a_key", "a_count", "a_count_2"],
         [
-            (["b.key", "a.count", "b.extra"], ["b.key"]),
-            (["c.key", "a.count", "b.extra"], ["c.key"]),
+            (props("b.key", "a.count", "b.extra"), ["b.key"]),
+            (props("c.key", "a.count", "b.extra"), ["c.key"]),
         ],
     )
     assert columns == [
@@ -27,8 +32,28 @@ def test_properties_keep_the_primarys_names_and_rename_collisions_by_position():
 
 
 def test_merge_fields_are_left_out_the_primarys_carry_their_values():
-    [columns] = merged_columns(["a.day", "a.n"], [(["b.date", "b.n"], ["b.date"])])
+    [columns] = merged_columns(["a_day", "a_n"], [(props("b.date", "b.n"), ["b.date"])])
     assert columns == (("b_n", "b_n"),)
+
+
+def test_a_source_querys_custom_fields_keep_their_own_property_names():
+    problems: list[str] = []
+    source = QuerySpec(
+        name="t",
+        model="m",
+        explore="e",
+        fields=("b.key", "b.count", "Share %"),
+        dynamic_fields=tuple(
+            parse_dynamic_fields(
+                [{"table_calculation": "Share %", "expression": "1", "_type_hint": "number"}],
+                "test",
+                problems,
+            )
+        ),
+    )
+    assert problems == []
+    [columns] = merged_columns(["a_key", "share"], [(source.properties, ["b.key"])])
+    assert columns == (("b_count", "b_count"), ("share", "share_2"))
 
 
 def source(columns, pairs=(("b.key", "a.key"),)):
