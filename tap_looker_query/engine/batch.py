@@ -19,6 +19,7 @@ number `float64` (Looker's numbers are binary floats in its json results already
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import typing as t
 import uuid
@@ -171,7 +172,7 @@ class _Jsonl:
     def __init__(self, raw: t.BinaryIO, *, compress: bool) -> None:
         self._raw = raw
         self._out: t.BinaryIO = (
-            t.cast("t.BinaryIO", gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6))
+            t.cast("t.BinaryIO", gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1))
             if compress
             else raw
         )
@@ -217,8 +218,46 @@ class _Parquet:
             if pa.types.is_timestamp(field.type) or pa.types.is_date(field.type)
         }
         self._json = {field.name for field in schema if pa.types.is_string(field.type)}
+        import pyarrow.json as pj  # noqa: PLC0415
+
+        self._json_reader = pj
+        # The JSON reader reads date-times and dates as text: the cast then parses any offset.
+        text_schema = pa.schema(
+            [
+                pa.field(field.name, pa.string()) if field.name in self._text else field
+                for field in schema
+            ]
+        )
+        self._parse = pj.ParseOptions(
+            explicit_schema=text_schema, unexpected_field_behavior="ignore"
+        )
 
     def write(self, records: Sequence[Record]) -> None:
+        """Convert `records` to Arrow now (compact), write a row group when enough are held.
+
+        The records go through Arrow's C++ JSON reader (about 4x faster than building columns
+        from Python values); a list it refuses (a stream map's object in a string column) takes
+        the Python route.
+        """
+        pa = self._pa
+        try:
+            table = self._json_reader.read_json(
+                io.BytesIO(_ENCODER.encode_lines(records)), parse_options=self._parse
+            )
+            columns = [
+                table.column(field.name).cast(field.type)
+                if field.name in self._text
+                else table.column(field.name)
+                for field in self._schema
+            ]
+            self._held.extend(pa.Table.from_arrays(columns, schema=self._schema).to_batches())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            self._held.append(self._from_values(records))
+        self._rows += len(records)
+        if self._rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _from_values(self, records: Sequence[Record]) -> pa.RecordBatch:
         pa = self._pa
         columns = []
         for field in self._schema:
@@ -226,18 +265,12 @@ class _Parquet:
             if field.name in self._text:
                 column = pa.array(values, pa.string()).cast(field.type)
             elif field.name in self._json:
-                try:
-                    column = pa.array(values, pa.string())
-                except (pa.ArrowTypeError, pa.ArrowInvalid):  # a map's object or array
-                    texts = [_as_text(value) for value in values]
-                    column = pa.array(texts, pa.string())
+                texts = [_as_text(value) for value in values]
+                column = pa.array(texts, pa.string())
             else:
                 column = pa.array(values, field.type)
             columns.append(column)
-        self._held.append(pa.RecordBatch.from_arrays(columns, schema=self._schema))
-        self._rows += len(records)
-        if self._rows >= ROW_GROUP_ROWS:
-            self._flush()
+        return pa.RecordBatch.from_arrays(columns, schema=self._schema)
 
     def _flush(self) -> None:
         if self._held:
