@@ -21,13 +21,19 @@ from tests.e2e.test_targets import START, history_want, unique
 
 
 def _with_pyarrow(meltano) -> None:
-    """The extractor's venv with the `[parquet]` extra's pyarrow (a user's `pip_url:
-    tap-looker-query[parquet]`; the repo's meltano.yml installs `-e .`)."""
-    python = meltano.sys_dir / "extractors" / "tap-looker-query" / "venv" / "bin" / "python"
-    probe = subprocess.run([str(python), "-c", "import pyarrow"], check=False)
-    if probe.returncode != 0:
-        uv = Path(sys.executable).with_name("uv")
-        subprocess.run([str(uv), "pip", "install", "--python", str(python), "pyarrow>=15"], check=True)
+    """pyarrow in the extractor's and the loader's venvs: what `pip_url:
+    tap-looker-query[parquet]` and `pip_url: meltanolabs-target-postgres pyarrow` give a user.
+
+    Without it the loader fails on the first Parquet BATCH (`NotImplementedError: Unsupported
+    batch encoding format: parquet`, seen here); the repo's meltano.yml installs neither.
+    """
+    uv = Path(sys.executable).with_name("uv")
+    for kind, name in (("extractors", "tap-looker-query"), ("loaders", "target-postgres")):
+        python = meltano.sys_dir / kind / name / "venv" / "bin" / "python"
+        if subprocess.run([str(python), "-c", "import pyarrow"], check=False).returncode:
+            subprocess.run(
+                [str(uv), "pip", "install", "--python", str(python), "pyarrow>=15"], check=True
+            )
 
 
 def _table(port, schema):
@@ -57,7 +63,9 @@ def _table(port, schema):
     return sorted(rows, key=lambda r: r["history_id"]), types
 
 
-@pytest.mark.parametrize("encoding", [{"format": "jsonl", "compression": "gzip"}, {"format": "parquet"}])
+@pytest.mark.parametrize(
+    "encoding", [{"format": "jsonl", "compression": "gzip"}, {"format": "parquet"}]
+)
 def test_batch_load_equals_record_load(meltano, looker_emulator, postgres, tmp_path, encoding):
     if encoding["format"] == "parquet":
         _with_pyarrow(meltano)
@@ -87,7 +95,9 @@ def test_batch_load_equals_record_load(meltano, looker_emulator, postgres, tmp_p
     }
     if "compression" in encoding:
         batch_env["TAP_LOOKER_QUERY_BATCH_CONFIG_ENCODING_COMPRESSION"] = encoding["compression"]
-    meltano.run("run", "--full-refresh", "tap-looker-query", "target-postgres", env=batch_env).check()
+    meltano.run(
+        "run", "--full-refresh", "tap-looker-query", "target-postgres", env=batch_env
+    ).check()
     files = list((tmp_path / "batches").iterdir())
     suffix = ".parquet" if encoding["format"] == "parquet" else ".jsonl.gz"
     assert files and all(f.name.startswith("e2e-") and f.name.endswith(suffix) for f in files)
