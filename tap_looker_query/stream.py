@@ -16,6 +16,7 @@ import typing as t
 from singer_sdk import Stream
 from singer_sdk import singerlib as singer
 from singer_sdk.exceptions import ConfigValidationError, InvalidStreamSortException
+from singer_sdk.helpers._typing import conform_record_data_types
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_looker_query.engine.batch import BatchSetupError, BatchTarget, BatchWriter
@@ -331,10 +332,19 @@ class QueryStream(Stream):
         The one code path of RECORD and BATCH mode (`_generate_record_messages`, `get_batches`):
         deselected properties are dropped (in place, as the SDK does: the bookmark then reads
         the same record), then each map transforms or filters it (hashing, `__NULL__`, renames,
-        `__filter__`, new properties). Type conformance is off (`TYPE_CONFORMANCE_LEVEL`).
+        `__filter__`, new properties). Type conformance is off here (`TYPE_CONFORMANCE_LEVEL`);
+        a subclass that turns it on gets the SDK's, as in `Stream._generate_record_messages`.
         """
         for prop in self._deselected:
             record.pop(prop, None)
+        if self.TYPE_CONFORMANCE_LEVEL is not TypeConformanceLevel.NONE:  # a subclass's choice
+            record = conform_record_data_types(
+                stream_name=self.name,
+                record=record,
+                schema=self.effective_schema,
+                level=self.TYPE_CONFORMANCE_LEVEL,
+                logger=self.logger,
+            )
         for stream_map in self.stream_maps:
             out = stream_map.transform(record)
             if out is not None:
