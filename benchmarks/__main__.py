@@ -12,6 +12,9 @@ Measurements (names for --only):
 * `incumbent`: looker_ingestion 1.4.2 (own venv) into a moto S3 against the tap piped into
   target-s3-jsonl 2.0.1 (own venv) into the same moto; that target fed the tap's recorded
   output from a file (its own ceiling); and a window over its row limit.
+* `batch`: the tap in BATCH mode (jsonl, jsonl.gz, Parquet) writing to a local root, interleaved
+  with the raw baseline, rows counted in the files; and BATCH Parquet's peak RSS for a
+  2,000,000-row window with batch_size 1,000,000 (`benchmarks/batch.py`).
 
 Every process is timed whole, start-up included. The table goes to stdout and, with the machine
 and the date, to `benchmarks/RESULTS.md` (unless --no-write).
@@ -26,12 +29,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import incumbent, measures
+from benchmarks import batch, incumbent, measures
 from benchmarks.harness import REPO, load_average
 from benchmarks.report import Report, Row
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-NAMES = ("throughput", "memory", "overlap", "incumbent")
+NAMES = ("throughput", "memory", "overlap", "incumbent", "batch")
 
 
 def machine() -> list[str]:
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 measures.overlap(report, repeat, quick=args.quick)
             elif name == "incumbent":
                 incumbent.compare(report, repeat, quick=args.quick)
+            elif name == "batch":
+                batch.compare(report, repeat, quick=args.quick)
         except Exception as exc:  # report and go on with the other measurements
             report.errors += 1
             report.rows.append(Row(name, f"error: {exc}", ok=False))

@@ -214,8 +214,9 @@ def merge_dashboards(
     base: dict[str, Any],
     base_url: str,
 ) -> dict[str, dict[str, Any]]:
-    """Dashboards `3` (two merged tiles, one with a source's custom fields), `4` (a query tile
-    and a merge the tap refuses) and `5`.
+    """Dashboards `3` (two merged tiles, one with a source's custom fields), `4`, and `5`.
+
+    Dashboard 4 has a query tile and a merge the tap refuses.
 
     Dashboard 5's merged tile has a time dimension in each query that an incremental spec can
     window on, and no dashboard filters.

@@ -8,14 +8,18 @@ policy in `_increment_stream_state` (the bookmark only moves forward, compared a
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import sys
 import typing as t
 
 from singer_sdk import Stream
-from singer_sdk.exceptions import InvalidStreamSortException
+from singer_sdk import singerlib as singer
+from singer_sdk.exceptions import ConfigValidationError, InvalidStreamSortException
+from singer_sdk.helpers._typing import conform_record_data_types
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
+from tap_looker_query.engine.batch import BatchSetupError, BatchTarget, BatchWriter
 from tap_looker_query.engine.merge import MergeReader, merge_reader
 from tap_looker_query.engine.plan import Window, parse_instant, plan_windows, start_of
 from tap_looker_query.engine.reader import WindowDone, WindowReader
@@ -33,9 +37,10 @@ else:
 
 if t.TYPE_CHECKING:
     from collections import deque
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
     from singer_sdk import Tap
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
 
     from tap_looker_query.engine.reader import Pending
@@ -68,6 +73,7 @@ class QueryStream(Stream):
         self._floor: dt.datetime | None = None
         #: Set when the SDK found rows out of order; the stream stops at the next batch.
         self._unsorted: StreamFailedError | None = None
+        self.__deselected: list[str] | None = None
 
     # Replication declarations
 
@@ -132,7 +138,17 @@ class QueryStream(Stream):
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
-        """Rows of the spec: windowed when incremental, one query otherwise.
+        """Rows of the spec (RECORD mode), with a STATE after each window."""
+        for event in self._events(context):
+            if type(event) is WindowDone:
+                # A crash repeats at most the window it interrupted. The SDK has no public
+                # hook for this; it is the call it makes itself every STATE_MSG_FREQUENCY records.
+                self._write_state_message()
+            else:
+                yield from t.cast("list[dict[str, t.Any]]", event)
+
+    def _events(self, context: Context | None) -> Iterator[list[dict[str, t.Any]] | WindowDone]:
+        """Record lists, and `WindowDone` after each window: windowed when incremental.
 
         A failure stops this stream only: it is logged and recorded for the exit status, and
         the state stays at the last fully emitted second.
@@ -144,7 +160,7 @@ class QueryStream(Stream):
             if self.spec.is_incremental and not self.spec.is_manual_backfill:
                 yield from self._incremental(context)
             else:
-                yield from self._single_query()
+                yield from self.reader.full()
         except TapLookerError as exc:
             self.run.record_failure(self.name, str(exc))
         except Exception as exc:  # anything else still stops this stream only
@@ -296,7 +312,9 @@ class QueryStream(Stream):
         self._warm = (windows, self.reader.warm(windows, ahead))
         return True
 
-    def _incremental(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
+    def _incremental(
+        self, context: Context | None
+    ) -> Iterator[list[dict[str, t.Any]] | WindowDone]:
         queue = None
         if self._warm is not None and context is None:
             windows, queue = self._warm
@@ -312,21 +330,133 @@ class QueryStream(Stream):
         for event in events:
             if type(event) is WindowDone:
                 self.progress.window_done(event.window, event.rows, event.seconds)
-                # A STATE after each window: a crash repeats at most the window it
-                # interrupted. The SDK has no public hook for this; it is the call it makes
-                # itself every STATE_MSG_FREQUENCY records.
-                self._write_state_message()
-            else:
-                yield from t.cast("list[dict[str, t.Any]]", event)
-                if self._unsorted is not None:
-                    raise self._unsorted
+            yield event
+            if self._unsorted is not None:
+                raise self._unsorted
 
-    # Full-table specs and manual backfills: one query
+    # What both modes emit: property selection, then the stream maps
 
-    def _single_query(self) -> Iterator[dict[str, t.Any]]:
-        """A full-table spec, or a manual backfill (which leaves the bookmark as it was)."""
-        for batch in self.reader.full():
-            yield from batch
+    @property
+    def _deselected(self) -> list[str]:
+        """The properties the catalog deselects (read once: the walk costs per record)."""
+        if self.__deselected is None:
+            mask = self.mask
+            self.__deselected = [
+                prop for prop in self.schema.get("properties", {}) if not mask[("properties", prop)]
+            ]
+        return self.__deselected
+
+    def mapped(self, record: dict[str, t.Any]) -> Iterator[tuple[str, dict[str, t.Any]]]:
+        """`record` as each stream map emits it, with the stream it goes to.
+
+        The one code path of RECORD and BATCH mode (`_generate_record_messages`, `get_batches`):
+        deselected properties are dropped (in place, as the SDK does: the bookmark then reads
+        the same record), then each map transforms or filters it (hashing, `__NULL__`, renames,
+        `__filter__`, new properties). Type conformance is off here (`TYPE_CONFORMANCE_LEVEL`);
+        a subclass that turns it on gets the SDK's, as in `Stream._generate_record_messages`.
+        """
+        for prop in self._deselected:
+            record.pop(prop, None)
+        if self.TYPE_CONFORMANCE_LEVEL is not TypeConformanceLevel.NONE:  # a subclass's choice
+            record = conform_record_data_types(
+                stream_name=self.name,
+                record=record,
+                schema=self.effective_schema,
+                level=self.TYPE_CONFORMANCE_LEVEL,
+                logger=self.logger,
+            )
+        for stream_map in self.stream_maps:
+            out = stream_map.transform(record)
+            if out is not None:
+                yield stream_map.stream_alias, out
+
+    @override
+    def _generate_record_messages(
+        self, record: dict[str, t.Any]
+    ) -> Generator[singer.RecordMessage, None, None]:
+        """RECORD messages through `mapped`, as the SDK's own do (same fields, same order).
+
+        The SDK method is private; it is overridden so that BATCH files and RECORD messages
+        come from one function, and so that selection is a list of pops instead of a walk of
+        the catalog mask per record.
+        """
+        for alias, out in self.mapped(record):
+            yield singer.RecordMessage(
+                stream=alias,
+                record=out,
+                version=self._stream_version,
+                time_extracted=dt.datetime.now(dt.UTC),
+            )
+
+    # BATCH mode
+
+    def batch_problem(self, batch_config: BatchConfig) -> str | None:
+        """Why this stream cannot sync in BATCH mode with `batch_config`, or None."""
+        if len(self.stream_maps) != 1:
+            aliases = ", ".join(stream_map.stream_alias for stream_map in self.stream_maps)
+            return (
+                f"{self.name}: BATCH mode writes one set of files per stream, but stream maps "
+                f"send this stream to {len(self.stream_maps)} streams ({aliases}); drop the "
+                "extra maps (__source__ copies) or sync in RECORD mode (no batch_config)"
+            )
+        try:
+            batch_target(batch_config)
+        except BatchSetupError as exc:
+            return str(exc)
+        return None
+
+    @override
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None
+    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Batch files written from the reader's records, through `mapped` like RECORD mode.
+
+        Each file holds `batch_size` records; the SDK writes a STATE after each BATCH message,
+        and the bookmark then is the last record in the files so far. A stop (SIGTERM) in the
+        middle of a file puts the state back to the last file announced.
+        """
+        problem = self.batch_problem(batch_config)
+        if problem is not None:  # `TapLookerQuery.check_batch_config` reports it before syncs
+            raise ConfigValidationError(problem)
+        target = batch_target(batch_config)
+        stream_map = self.stream_maps[0]
+        writer = BatchWriter(target, stream_map.stream_alias, stream_map.transformed_schema)
+        encoding = batch_config.encoding
+        mapped = self.mapped
+        increment = self._increment_stream_state
+        counter = self.get_record_counter()
+        counter.with_context(context)
+        announced = copy.deepcopy(self.get_context_state(context))
+        try:
+            with counter:
+                for event in self._events(context):
+                    if type(event) is WindowDone:
+                        continue
+                    records = t.cast("list[dict[str, t.Any]]", event)
+                    out: list[dict[str, t.Any]] = []
+                    room = writer.room
+                    for record in records:
+                        for _alias, mapped_record in mapped(record):
+                            out.append(mapped_record)
+                        increment(record, context=context)
+                        if len(out) == room:
+                            writer.add(out)
+                            counter.increment(len(out))
+                            out = []
+                            yield encoding, [t.cast("str", writer.finish())]
+                            announced = copy.deepcopy(self.get_context_state(context))
+                            room = writer.room
+                    writer.add(out)
+                    counter.increment(len(out))
+                url = writer.finish()
+            if url is not None:
+                yield encoding, [url]
+        except BaseException:
+            writer.abandon()
+            state = self.get_context_state(context)
+            state.clear()
+            state.update(announced)
+            raise
 
     # The bookmark
 
@@ -360,3 +490,18 @@ class QueryStream(Stream):
                 f"{self.spec.label}: Looker returned rows out of order by "
                 f"'{self.spec.datetime_field}' ({exc}); the bookmark stays at the last row in order"
             )
+
+
+def batch_target(batch_config: BatchConfig) -> BatchTarget:
+    """The engine's view of the SDK's `batch_config`, checked (`BatchSetupError`)."""
+    encoding, storage = batch_config.encoding, batch_config.storage
+    target = BatchTarget(
+        root=storage.root,
+        prefix=storage.prefix or "",
+        format=str(getattr(encoding.format, "value", encoding.format)),
+        gzip=encoding.compression == "gzip",
+        batch_size=batch_config.batch_size,
+        params=storage.params or {},
+    )
+    target.check()
+    return target

@@ -173,6 +173,30 @@ class TapLookerQuery(Tap):
         self.run.sync_order([(stream.name, stream.warm_up) for stream in by_name])
         return list(streams)
 
+    def check_batch_config(self) -> None:
+        """BATCH mode's problems, all of them, before any query runs (`invoke`).
+
+        Raises:
+            ConfigValidationError: one message per problem.
+        """
+        if not self.config.get("batch_config"):
+            return
+        problems: list[str] = []
+        for stream in self.streams.values():
+            if not stream.selected:
+                continue
+            batch_config = stream.get_batch_config(self.config)
+            if batch_config is None:
+                continue
+            problem = t.cast("QueryStream", stream).batch_problem(batch_config)
+            if problem is not None:
+                problems.append(problem)
+        if problems:
+            # A problem of batch_config itself is the same for every stream: said once.
+            errors = list(dict.fromkeys(problems))
+            msg = "batch_config cannot be used"
+            raise ConfigValidationError(msg, errors=errors)
+
     def stopped(self, signum: int) -> t.NoReturn:
         """After SIGTERM or SIGINT: the STATE of what was emitted, then exit 128 + signum.
 
@@ -279,6 +303,7 @@ class TapLookerQuery(Tap):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda number, _frame: tap.run.stop(number))
         try:
+            tap.check_batch_config()
             tap.sync_all()
         except TerminatedError as stopped:
             tap.stopped(stopped.signum)
