@@ -3,7 +3,7 @@
 One RECORD-mode load and one BATCH load (jsonl.gz, then Parquet) of the same History window into
 schemas of their own; the tables must hold the same rows (every column the tap sends) with the
 same column types. Only the `_sdc_*` columns the target adds itself are left out: in BATCH mode
-the target leaves `_sdc_extracted_at` and `_sdc_batched_at` NULL (field-and-batch.md §4.2).
+the target leaves `_sdc_extracted_at` and `_sdc_batched_at` NULL.
 """
 
 from __future__ import annotations

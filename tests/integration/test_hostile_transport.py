@@ -1,5 +1,5 @@
 """Hostile servers (issue 12): redirects, trickled bodies, malformed answers, credentials in
-URLs, TLS mistakes. Each test names the defect of `reviews/hostile-testing.md` it covers.
+URLs, TLS mistakes. Each test is named after the defect (D1-D16 of issue 12) it reproduces.
 
 A proxy in front of the emulator (`tests.hostile_server`) produces what the emulator cannot;
 a recorder on 127.0.0.2 stands in for "another host" and must receive nothing.
