@@ -15,6 +15,9 @@ Measurements (names for --only):
 * `batch`: the tap in BATCH mode (jsonl, jsonl.gz, Parquet) writing to a local root, interleaved
   with the raw baseline, rows counted in the files; and BATCH Parquet's peak RSS for a
   2,000,000-row window with batch_size 1,000,000 (`benchmarks/batch.py`).
+* `pipeline`: Looker -> PostgreSQL, the tap piped into meltanolabs-target-postgres 0.8.1 (own
+  venv) loading a scratch PostgreSQL (the e2e tests' cluster), in RECORD mode and in BATCH mode
+  (jsonl.gz, Parquet), rows landed checked in the table (`benchmarks/pipeline.py`).
 
 Every process is timed whole, start-up included. The table goes to stdout and, with the machine
 and the date, to `benchmarks/RESULTS.md` (unless --no-write).
@@ -29,12 +32,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import batch, incumbent, measures
+from benchmarks import batch, incumbent, measures, pipeline
 from benchmarks.harness import REPO, load_average
 from benchmarks.report import Report, Row
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-NAMES = ("throughput", "memory", "overlap", "incumbent", "batch")
+NAMES = ("throughput", "memory", "overlap", "incumbent", "batch", "pipeline")
 
 
 def machine() -> list[str]:
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                 incumbent.compare(report, repeat, quick=args.quick)
             elif name == "batch":
                 batch.compare(report, repeat, quick=args.quick)
+            elif name == "pipeline":
+                pipeline.compare(report, repeat, quick=args.quick)
         except Exception as exc:  # report and go on with the other measurements
             report.errors += 1
             report.rows.append(Row(name, f"error: {exc}", ok=False))
@@ -109,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     (
                         "**--quick run**: fewer rows (throughput 200k, memory 100k -> 1M, "
-                        "incumbent 50k instead of 200k); the targets are stated for the full "
-                        "run (`make bench`)."
+                        "incumbent 50k instead of 200k, pipeline 50k instead of 200k); the "
+                        "targets are stated for the full run (`make bench`)."
                     ),
                     "",
                 ]

@@ -56,15 +56,17 @@ LIMIT_ROWS = 514  # a window holding 514 rows, queried with limit "100"
 LIMIT = 100
 
 
-def ensure_venv(venv: Path, package: str, executable: str) -> Path:
-    """A venv with `package` installed (created on first use); its `executable`."""
+def ensure_venv(venv: Path, package: str, executable: str, *extra: str) -> Path:
+    """A venv with `package` (and `extra` packages) installed (created on first use); its
+    `executable`."""
     exe = venv / "bin" / executable
     if exe.exists():
         return exe
     log(f"installing {package} into {venv.relative_to(WORK.parent.parent)}")
     subprocess.run([PYTHON, "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", package], check=True
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", package, *extra],
+        check=True,
     )
     if not exe.exists():
         raise RuntimeError(f"{package} installed no {executable}")
