@@ -323,15 +323,19 @@ class LookerClient:
         """The inline-run endpoint for a result format."""
         return f"{self._api_root}/queries/run/{quote(result_format)}"
 
+    def _run_json(self, body: QueryBody, result_format: str) -> t.Any:  # noqa: ANN401 - JSON
+        """The decoded body of a small inline run in a JSON format, within a query slot."""
+        with self.query_slots:
+            response = self.post_run(self.run_url(result_format), body, stream=False)
+            try:
+                return response.json()
+            except ValueError as exc:
+                msg = f"{result_format} run answered a non-JSON body: {response.text[:200]}"
+                raise LookerError(msg) from exc
+
     def json_bi_fields(self, body: QueryBody) -> dict[str, LookerField]:
         """Field metadata from a `json_bi` run (the fallback when explore metadata is 404)."""
-        with self.query_slots:
-            response = self.post_run(self.run_url("json_bi"), body, stream=False)
-            try:
-                payload = response.json()
-            except ValueError as exc:
-                msg = f"json_bi run answered a non-JSON body: {response.text[:200]}"
-                raise LookerError(msg) from exc
+        payload = self._run_json(body, "json_bi")
         rows = payload.get("rows") if isinstance(payload, dict) else payload
         if isinstance(rows, list) and rows and isinstance(rows[0], dict):
             error = rows[0].get("looker_error")
@@ -359,13 +363,7 @@ class LookerClient:
         Raises:
             LookerError: Looker refused the query or reported an error.
         """
-        with self.query_slots:
-            response = self.post_run(self.run_url("json_detail"), body, stream=False)
-            try:
-                payload = response.json()
-            except ValueError as exc:
-                msg = f"json_detail run answered a non-JSON body: {response.text[:200]}"
-                raise LookerError(msg) from exc
+        payload = self._run_json(body, "json_detail")
         if not isinstance(payload, dict):
             msg = f"json_detail run answered {json_kind(payload)}, not a result object"
             raise LookerError(msg)
