@@ -228,34 +228,16 @@ def render(
             yield from dict_rows(names)
             yield b"]}"
         elif fmt == "json_detail":
-            head = {
-                "id": uuid.uuid4().hex,
-                "from_cache": c.from_cache,
-                "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "runtime": "0.001",
-                "sql": c.sql,
-                "null_sort_treatment": "low",
-                "expired": False,
-                "fields": {
+            head = shaping.detail_head(
+                c,
+                {
                     "dimensions": [f.metadata() for f in c.columns if f.category == "dimension"],
                     "measures": [f.metadata() for f in c.columns if f.category == "measure"],
                     "table_calculations": [],
                     "pivots": [],
                 },
-                "pivots": [],
-                "fill_fields": [],
-                "has_totals": False,
-                "has_row_totals": False,
-                "applied_filters": {k: {"value": v} for k, v in c.filters.items()},
-                "applied_filter_expression": c.filter_expression,
-                "number_format": "1,234.56",
-                "explore": {
-                    "name": c.explore.name,
-                    "label": c.explore.label,
-                    "description": c.explore.description,
-                },
-                "timezone": c.timezone,
-            }
+                [],
+            )
             yield dumps(head)[:-1] + b',"data":['
             first = True
             for r in paced:

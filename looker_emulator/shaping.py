@@ -420,6 +420,36 @@ def _json(t: Table) -> Iterator[bytes]:
     yield b"]"
 
 
+def detail_head(
+    c: Compiled, fields: dict[str, Any], pivots: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    """A `json_detail` result's keys other than `data` (`extra`: `truncated`, ...)."""
+    return {
+        "id": uuid.uuid4().hex,
+        "from_cache": c.from_cache,
+        "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runtime": "0.001",
+        "sql": c.sql,
+        "null_sort_treatment": "low",
+        "expired": False,
+        "fields": fields,
+        "pivots": pivots,
+        "fill_fields": [],
+        "has_totals": False,
+        "has_row_totals": False,
+        **extra,
+        "applied_filters": {k: {"value": v} for k, v in c.filters.items()},
+        "applied_filter_expression": c.filter_expression,
+        "number_format": "1,234.56",
+        "explore": {
+            "name": c.explore.name,
+            "label": c.explore.label,
+            "description": c.explore.description,
+        },
+        "timezone": c.timezone,
+    }
+
+
 def _json_detail(c: Compiled, t: Table) -> Iterator[bytes]:
     pivots = (
         [
@@ -438,32 +468,18 @@ def _json_detail(c: Compiled, t: Table) -> Iterator[bytes]:
         if t.pivots
         else []
     )
-    head = {
-        "id": uuid.uuid4().hex,
-        "from_cache": c.from_cache,
-        "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "runtime": "0.001",
-        "sql": c.sql,
-        "null_sort_treatment": "low",
-        "expired": False,
-        "fields": {
+    head = detail_head(
+        c,
+        {
             "dimensions": [f.metadata() for f in t.dims],
             "measures": [f.metadata() for f in t.values if f.category == "measure"],
             "table_calculations": [calc.metadata() for calc in t.calcs],
             "pivots": [f.metadata() for f in t.pivots],
         },
-        "pivots": pivots,
-        "fill_fields": [],
-        "has_totals": False,
-        "has_row_totals": False,
-        "truncated": t.truncated,
-        "columns_truncated": t.columns_truncated,
-        "applied_filters": {k: {"value": v} for k, v in c.filters.items()},
-        "applied_filter_expression": c.filter_expression,
-        "number_format": "1,234.56",
-        "explore": {"name": c.explore.name, "label": c.explore.label, "description": None},
-        "timezone": c.timezone,
-    }
+        pivots,
+        truncated=t.truncated,
+        columns_truncated=t.columns_truncated,
+    )
     yield _dumps(head)[:-1] + b',"data":['
     for i, (row, row_cells) in enumerate(zip(t.rows, t.cells, strict=True)):
         out: dict[str, Any] = {name: {"value": v} for name, v in row.items()}
