@@ -65,7 +65,7 @@ class QueryStream(Stream):
         #: Read once: `_increment_stream_state` runs for every record.
         self._backfill = spec.is_manual_backfill
         #: The spec's own query time zone (a saved query's), else the setting's.
-        self.query_tz = timezone(spec.query_timezone) if spec.query_timezone else run.settings.tz
+        self.query_tz = self._zone(spec)
         self.progress = Progress(spec.name, self.logger, self.query_tz)
         self._warm: tuple[list[Window], deque[tuple[Window, Pending]]] | None = None
         self._reader: WindowReader | MergeReader | None = None
@@ -111,9 +111,13 @@ class QueryStream(Stream):
                 self._reader = merge_reader(self.spec, self._reader, properties, self._added_reader)
         return self._reader
 
+    def _zone(self, spec: QuerySpec) -> dt.tzinfo:
+        """The spec's own query time zone (a saved query's), else the `query_timezone` setting's."""
+        return timezone(spec.query_timezone) if spec.query_timezone else self.run.settings.tz
+
     def _added_reader(self, spec: QuerySpec, plan: list[tuple[str, str, Kind]]) -> WindowReader:
         """A reader of an added query of a merged tile (its rows are counted on their own)."""
-        progress = Progress(spec.name, self.logger, self.run.settings.tz)
+        progress = Progress(spec.name, self.logger, self._zone(spec))
         return self._window_reader(spec, plan, progress)
 
     def _window_reader(
@@ -121,8 +125,7 @@ class QueryStream(Stream):
     ) -> WindowReader:
         """A reader of `spec`'s queries whose rows become records of `plan`."""
         settings = self.run.settings
-        # The spec's own query time zone (a saved query's), else the setting's.
-        tz = timezone(spec.query_timezone) if spec.query_timezone else settings.tz
+        tz = self._zone(spec)
         builder = RecordBuilder(plan, tz)
         return WindowReader(
             spec,
